@@ -407,13 +407,14 @@ def pixels_to_rgb(pixels: memoryview | bytes, width: int, height: int, fmt: Pixe
     raise MalformedMessage("the observation carries no screen")
 
 
+def _flat(data: bytes | memoryview) -> memoryview:
+    # A memoryview of an (H, W, 3) array has len() == H: count bytes, not items.
+    return memoryview(data).cast("B")
+
+
 def _encode_observation(obs: Observation) -> list[bytes | memoryview]:
-    return [
-        _OBS_HEAD.pack(obs.width, obs.height, obs.pixel_format, len(obs.pixels)),
-        obs.pixels,
-        _U32.pack(len(obs.ram)),
-        obs.ram,
-    ]
+    pixels, ram = _flat(obs.pixels), _flat(obs.ram)
+    return [_OBS_HEAD.pack(obs.width, obs.height, obs.pixel_format, len(pixels)), pixels, _U32.pack(len(ram)), ram]
 
 
 def _decode_observation(r: _Reader) -> Observation:

@@ -1,0 +1,231 @@
+"""``sonic-rec``: record episodes, list them, show one, verify them.
+
+Errors a user can fix reach them as one line (``error: ...``) with exit
+status 2; internal errors are logged with their traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from recorder import __version__
+from recorder.errors import SonicRLError, UsageError
+
+__all__ = ["cli", "main"]
+
+log = logging.getLogger("sonic_rl")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    # websockets logs every connection at INFO; ours already says who connected and why it ended.
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="sonic-rec")
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))  # fmt: skip
+def cli(log_level: str) -> None:
+    """Record emulator episodes (frames, full RAM, inputs, rewards) into HDF5 files, and inspect them.
+
+    \b
+    With BizHawk:   sonic-rec record --out data/          (then press Connect in the tool)
+    Without it:     sonic-rec record --emulator retro --game Airstriker-Genesis-v0 --episodes 4 --out data/
+    Inspect:        sonic-rec ls data/ ; sonic-rec show data/FILE.h5 ; sonic-rec verify data/ --replay
+    """
+    _setup_logging(log_level)
+
+
+@cli.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("data"), show_default=True,
+              help="Folder for the episode files (created if missing).")
+@click.option("--emulator", type=click.Choice(["retro"]), default=None,
+              help="Start embedded stable-retro emulator clients instead of waiting for BizHawk.")
+@click.option("--game", default=None,
+              help="Game profile id (e.g. Airstriker-Genesis-v0, SonicTheHedgehog2-Genesis-v0). "
+                   "BizHawk clients are matched by ROM hash when left out.")
+@click.option("--policy", type=click.Choice(["random", "scripted"]), default="scripted", show_default=True,
+              help="Who plays in policy mode: uniform random actions, or the scripted side-scroller explorer.")
+@click.option("--mode", type=click.Choice(["human", "policy"]), default=None,
+              help="For clients that let the recorder decide: 'human' records the player's buttons, 'policy' "
+                   "plays --policy. Default: policy with --emulator retro, human otherwise.")
+@click.option("--episodes", type=click.IntRange(min=1), default=None,
+              help="Stop after this many episodes in all (required with --emulator retro; default unlimited).")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None,
+              help="Step limit per episode (truncated there). Default: the game profile's.")
+@click.option("--frame-skip", type=click.IntRange(1, 255), default=4, show_default=True,
+              help="Emulated frames per step; every frame's buttons are still recorded.")
+@click.option("--clients", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Embedded emulator processes at once (with --emulator retro).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the policies (client i uses seed+i).")
+@click.option("--state", default=None, help="stable-retro start state (default: the profile's).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind. Anything but loopback requires --token.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0 picks a free port.")
+@click.option("--token", default=None, envvar="SONIC_RL_TOKEN",
+              help="Shared secret clients must send (env SONIC_RL_TOKEN).")
+@click.option("--step-timeout", type=float, default=10.0, show_default=True,
+              help="Seconds a policy-mode client waits for the next buttons before giving up.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def record(out: Path, emulator: str | None, game: str | None, policy: str, mode: str | None, episodes: int | None,
+           max_steps: int | None, frame_skip: int, clients: int, seed: int, state: str | None, host: str, port: int,
+           token: str | None, step_timeout: float, no_progress: bool) -> None:  # fmt: skip
+    """Serve the recorder; every episode a client streams becomes one HDF5 file in --out.
+
+    Ctrl-C (or SIGTERM) saves the episodes in progress as truncated and exits.
+    """
+    from recorder.recording import RecordConfig
+    from recorder.recording import record as run_record
+
+    config = RecordConfig(
+        out=out, game=game, emulator=emulator or "none", policy=policy, mode=mode, episodes=episodes,
+        max_steps=max_steps, frame_skip=frame_skip, clients=clients, seed=seed, host=host, port=port, token=token,
+        step_timeout=step_timeout, progress=not no_progress, state=state,
+    )  # fmt: skip
+    result = run_record(config)
+    returns = [e.episode_return for e in result.episodes]
+    mean = sum(returns) / len(returns) if returns else 0.0
+    click.echo(
+        f"recorded {len(result.episodes)} episodes, {result.steps} steps, {result.frames} frames in "
+        f"{result.seconds:.1f} s ({result.frames_per_second:,.0f} frames/s); mean return {mean:.1f}; files in {out}",
+        err=True,
+    )
+    if result.interrupted:
+        sys.exit(130)
+
+
+@cli.command("ls")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per episode) for scripts.")
+def ls_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
+    """List the episodes in folders or files: game, steps, return, end reason, policy, size."""
+    import pandas as pd
+
+    from dataset.catalog import find_episode_files, find_partial_files, summarize
+
+    paths = paths or (Path("data"),)
+    files = find_episode_files(paths)
+    rows = []
+    for f in files:
+        try:
+            rows.append(summarize(f))
+        except UsageError as exc:
+            click.echo(f"warning: {exc}", err=True)
+    partial = find_partial_files(paths)
+    if as_json:
+        click.echo(json.dumps(rows, indent=1, default=str))
+    elif not rows:
+        click.echo("no episode files found in " + ", ".join(map(str, paths)), err=True)
+    else:
+        df = pd.DataFrame(rows)
+        cols = [c for c in ("file", "game", "steps", "return", "end_reason", "policy", "size", "bytes_per_step")
+                if c in df.columns]  # fmt: skip
+        with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
+            click.echo(df[cols].to_string(index=False))
+        click.echo(f"{len(rows)} episodes, {int(df['steps'].sum())} steps", err=True)
+    if partial:
+        click.echo(f"{len(partial)} unfinished file(s) (recording in progress or interrupted): "
+                   + ", ".join(p.name for p in partial), err=True)  # fmt: skip
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def show(path: Path) -> None:
+    """Print one episode's metadata and a summary of every dataset in it."""
+    from dataset.catalog import describe
+
+    click.echo(describe(path))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--replay", is_flag=True,
+              help="Also re-simulate stable-retro episodes from their start state and inputs and require every "
+                   "stored frame and RAM byte to match.")  # fmt: skip
+def verify(paths: tuple[Path, ...], replay: bool) -> None:
+    """Check every episode file: complete, readable, counters contiguous (and, with --replay, bit-exact)."""
+    from dataset.catalog import check, find_episode_files, find_partial_files
+
+    paths = paths or (Path("data"),)
+    files = find_episode_files(paths)
+    if not files:
+        raise UsageError("no episode files found in " + ", ".join(map(str, paths)))
+    problems = {f: check(f) for f in files}
+    notes: dict[Path, str] = {}
+    if replay:
+        _replay_all([f for f in files if not problems[f]], problems, notes)
+    bad = 0
+    for f in files:
+        if problems[f]:
+            bad += 1
+            click.echo(f"FAIL {f.name}")
+            for prob in problems[f]:
+                click.echo(f"     {prob}")
+        else:
+            click.echo(f"ok   {f.name}{notes.get(f, '')}")
+    for f in find_partial_files(paths):
+        click.echo(f"note {f.name}: unfinished (not renamed into place); ignored")
+    click.echo(f"{len(files) - bad} of {len(files)} episode files ok", err=True)
+    if bad:
+        sys.exit(1)
+
+
+def _replay_all(files: list[Path], problems: dict[Path, list[str]], notes: dict[Path, str]) -> None:
+    """Replay each game's episodes in a child process of its own (stable-retro: one emulator per process)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from dataset.episode import EpisodeReader
+    from recorder.replay import can_replay, replay_files
+
+    by_game: dict[str, list[Path]] = {}
+    for f in files:
+        with EpisodeReader(f) as ep:
+            if can_replay(ep):
+                by_game.setdefault(ep.meta.game, []).append(f)
+            else:
+                notes[f] = "  (not replayable: recorded without a stable-retro start state)"
+    for group in by_game.values():
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for path, problem, frames in pool.submit(replay_files, group).result():
+                if problem:
+                    problems[path].append(problem)
+                else:
+                    notes[path] = f"  (replayed {frames} frames bit for bit)"
+
+
+def main() -> None:
+    """Console entry point: one line for a user's mistake, a traceback in the log for a bug."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except UsageError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except SonicRLError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception:
+        log.exception("internal error (please report it with this traceback)")
+        sys.exit(70)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""Run the recorder server, optionally with embedded emulator clients, until the job is done.
+
+This is what ``sonic-rec record`` and ``sonic-train eval`` call: it owns the
+event loop, the signal handlers (Ctrl-C and SIGTERM save open episodes as
+truncated), the client processes and the progress bar.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from recorder import protocol as p
+from recorder.errors import ConfigError, SonicRLError
+from recorder.server import EpisodeSummary, PolicyFactory, Recorder, ServerConfig
+
+__all__ = ["RecordConfig", "RecordResult", "record"]
+
+log = logging.getLogger("sonic_rl.recorder")
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    """One ``sonic-rec record`` run."""
+
+    out: Path | None
+    game: str | None = None
+    emulator: str = "none"  # "none": wait for external clients (BizHawk); "retro": start embedded clients
+    policy: str = "random"
+    mode: str | None = None  # "human" | "policy"; default: policy with --emulator retro, else human
+    episodes: int | None = None
+    max_steps: int | None = None
+    frame_skip: int = 4
+    clients: int = 1
+    seed: int = 0
+    host: str = "127.0.0.1"
+    port: int = 8765
+    token: str | None = None
+    step_timeout: float = 10.0
+    progress: bool = True
+    state: str | None = None  # stable-retro start state for embedded clients
+
+    def server_config(self) -> ServerConfig:
+        mode = self.mode or ("policy" if self.emulator == "retro" else "human")
+        return ServerConfig(
+            out=self.out,
+            host=self.host,
+            port=self.port,
+            token=self.token,
+            game=self.game,
+            mode=p.Mode.POLICY if mode == "policy" else p.Mode.HUMAN,
+            policy=self.policy,
+            frame_skip=self.frame_skip,
+            max_steps=self.max_steps,
+            episodes=self.episodes,
+            seed=self.seed,
+            step_timeout=self.step_timeout,
+        )
+
+
+@dataclass
+class RecordResult:
+    episodes: list[EpisodeSummary] = field(default_factory=list)
+    steps: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def record(
+    config: RecordConfig,
+    policy_factory: PolicyFactory | None = None,
+    on_episode: Callable[[EpisodeSummary], None] | None = None,
+) -> RecordResult:
+    """Serve (and play, with ``emulator="retro"``) until the episode budget is spent or a signal arrives."""
+    if config.emulator not in ("none", "retro"):
+        raise ConfigError(f"--emulator must be 'retro' or left out (BizHawk), got {config.emulator!r}")
+    if config.emulator == "retro":
+        if not config.game:
+            raise ConfigError("--emulator retro needs --game (e.g. --game Airstriker-Genesis-v0)")
+        if config.episodes is None:
+            raise ConfigError("--emulator retro needs --episodes N (how many episodes to record)")
+        if config.clients < 1:
+            raise ConfigError(f"--clients must be at least 1, got {config.clients}")
+    return asyncio.run(_record(config, policy_factory, on_episode))
+
+
+async def _record(
+    config: RecordConfig,
+    policy_factory: PolicyFactory | None,
+    on_episode: Callable[[EpisodeSummary], None] | None,
+) -> RecordResult:
+    recorder = Recorder(config.server_config(), policy_factory, on_episode)
+    loop = asyncio.get_running_loop()
+    result = RecordResult()
+
+    def on_signal(signame: str) -> None:
+        if not result.interrupted:
+            log.warning("%s: saving open episodes as truncated and stopping", signame)
+        result.interrupted = True
+        recorder.shutdown()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig.name)
+    server_task = asyncio.create_task(recorder.run())
+    ready = asyncio.create_task(recorder.ready.wait())
+    await asyncio.wait({server_task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    if server_task.done():
+        ready.cancel()
+        exc = server_task.exception()
+        if isinstance(exc, OSError):
+            raise ConfigError(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}")
+        server_task.result()
+    url = f"ws://{config.host}:{recorder.port}"
+    # Tools and tests wait for this exact line (docs/protocol.md, docs/bizhawk.md).
+    print(f"listening on {url}", file=sys.stderr, flush=True)
+    clients: list[subprocess.Popen[bytes]] = []
+    if config.emulator == "retro":
+        clients = [_start_client(config, url, i) for i in range(config.clients)]
+    else:
+        print("waiting for the BizHawk tool to connect (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    watch = asyncio.create_task(_watch(recorder, clients, config, result))
+    try:
+        await server_task
+    finally:
+        watch.cancel()
+        for proc in clients:
+            await _reap(proc)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    result.episodes = list(recorder.stats.episodes)
+    result.steps = recorder.stats.steps
+    result.frames = recorder.stats.frames
+    result.seconds = time.monotonic() - recorder.stats.started
+    failed = [c for c in clients if c.returncode not in (0, None)]
+    if failed and not result.interrupted and config.episodes is not None and len(result.episodes) < config.episodes:
+        raise SonicRLError(
+            f"{len(failed)} emulator client(s) failed (exit {failed[0].returncode}) before "
+            f"{config.episodes} episodes were recorded; see the messages above"
+        )
+    return result
+
+
+def _start_client(config: RecordConfig, url: str, index: int) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "recorder.retro_client", "--url", url, "--game", str(config.game)]
+    if config.token:
+        cmd += ["--token", config.token]
+    if config.state:
+        cmd += ["--state", config.state]
+    env = dict(os.environ)
+    # Each emulator is single-threaded; stop BLAS/OpenMP pools from fighting over the 2 cores.
+    env.setdefault("OMP_NUM_THREADS", "1")
+    log.debug("starting embedded client %d: %s", index, " ".join(cmd))
+    # A new session: a terminal's Ctrl-C goes to the recorder, which then tells clients to stop.
+    return subprocess.Popen(cmd, env=env, start_new_session=True)
+
+
+async def _reap(proc: subprocess.Popen[bytes]) -> None:
+    for _ in range(100):
+        if proc.poll() is not None:
+            return
+        await asyncio.sleep(0.05)
+    proc.terminate()
+    for _ in range(40):
+        if proc.poll() is not None:
+            return
+        await asyncio.sleep(0.05)
+    proc.kill()
+    proc.wait()
+
+
+async def _watch(
+    recorder: Recorder, clients: list[subprocess.Popen[bytes]], config: RecordConfig, result: RecordResult
+) -> None:
+    """Progress bar, and stop when every embedded client has exited."""
+    total = config.episodes
+    bar = tqdm(total=total, unit="ep", desc="recording", disable=not config.progress, dynamic_ncols=True)
+    seen = 0
+    try:
+        while True:
+            await asyncio.sleep(0.25)
+            stats = recorder.stats
+            elapsed = max(time.monotonic() - stats.started, 1e-9)
+            new = len(stats.episodes) - seen
+            if new:
+                bar.update(new)
+                seen += new
+            bar.set_postfix(steps=stats.steps, fps=f"{stats.frames / elapsed:,.0f}", clients=stats.connections,
+                            refresh=True)  # fmt: skip
+            if clients and all(c.poll() is not None for c in clients):
+                recorder.shutdown()
+                return
+    finally:
+        bar.close()
