@@ -137,6 +137,7 @@ class Recorder:
         self.on_episode = on_episode
         self.stats = RecorderStats()
         self.port: int | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.ready = asyncio.Event()
         self.done = asyncio.Event()  # budget spent or shut down
         self._stopping = False
@@ -167,6 +168,7 @@ class Recorder:
 
     # -- serving -------------------------------------------------------------------------
     async def run(self) -> None:
+        self.loop = asyncio.get_running_loop()
         async with websockets.serve(
             self._handle,
             self.config.host,

@@ -1,0 +1,270 @@
+"""The recorder server over real websockets: sessions, bad input of each kind, isolation, crash safety."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from dataset.catalog import check
+from dataset.episode import EndReason, EpisodeReader
+from recorder import protocol as p
+from recorder.errors import ConfigError, ErrorCode
+from recorder.server import Recorder, ServerConfig
+from tests.recorder.conftest import H, W, client, handshake, hello, observation, running_recorder
+
+
+def wait_files(out: Path, n: int, timeout: float = 10.0) -> list[Path]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        files = sorted(out.glob("*.h5"))
+        if len(files) >= n:
+            return files
+        time.sleep(0.02)
+    raise AssertionError(f"expected {n} episode files in {out}, found {sorted(out.iterdir())}")
+
+
+def expect_error(ws, code: int) -> str:  # type: ignore[no-untyped-def]
+    """The server's ERROR message, then a close frame with the same code."""
+    msg = p.decode(ws.recv(timeout=10))
+    assert isinstance(msg, p.Error), msg
+    assert msg.code == code, msg
+    with pytest.raises(ConnectionClosed) as closed:
+        ws.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == code
+    return msg.message
+
+
+def begin(ws, episode: int = 0, frame: int = 0) -> None:  # type: ignore[no-untyped-def]
+    ws.send(p.encode(p.EpisodeBegin(episode, frame, 0, b"", observation(0))))
+
+
+def step(ws, seq: int, frame: int, buttons: tuple[int, ...] = (0, 0, 0, 0)) -> None:  # type: ignore[no-untyped-def]
+    ws.send(p.encode(p.Step(seq, frame, seq, buttons, observation(seq))))
+
+
+def test_human_session_records_exactly_what_was_sent(out: Path) -> None:
+    with running_recorder(ServerConfig(out=out, port=0)) as rec:
+        with client(rec) as ws:
+            welcome = handshake(ws)
+            assert welcome.mode == p.Mode.HUMAN and welcome.frame_skip == 4
+            begin(ws, frame=10)
+            for seq in range(1, 21):
+                step(ws, seq, 10 + 4 * seq, buttons=(seq, seq + 1, 1 << 7, 0))
+            # The recorder never answers a human-mode step with anything that overrides the player.
+            with pytest.raises(TimeoutError):
+                ws.recv(timeout=0.3)
+        [path] = wait_files(out, 1)
+    with EpisodeReader(path) as ep:
+        assert ep.n_steps == 20
+        assert ep.end_reason == EndReason.DISCONNECT
+        assert ep.truncated()[-1] and not ep.terminated().any()
+        assert ep.meta.mode == "human" and ep.meta.policy_id == "human"
+        assert ep.frame_counters().tolist() == [10 + 4 * i for i in range(21)]
+        assert ep.buttons()[4].tolist() == [5, 6, 128, 0]
+        assert (ep.actions() == -1).all()
+        frames = ep.frames()
+        assert frames.shape == (21, 4, W, 3)
+        assert [int(f[0, 0, 0]) for f in frames] == list(range(21))
+        assert ep.ram()[:, 0x100].tolist() == list(range(21))
+        assert len(ep.gaps()) == 0
+    assert check(path) == []
+
+
+def test_frame_counter_gap_is_logged_and_recorded(out: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with running_recorder(ServerConfig(out=out, port=0)) as rec:
+        with client(rec) as ws:
+            handshake(ws)
+            begin(ws)
+            step(ws, 1, 4)
+            step(ws, 2, 20)  # expected 8
+            step(ws, 3, 24)
+        [path] = wait_files(out, 1)
+    with EpisodeReader(path) as ep:
+        assert ep.gaps().tolist() == [[2, 8, 20]]
+    assert "expected 8" in caplog.text
+
+
+def test_policy_session_lockstep_and_step_limit(out: Path) -> None:
+    config = ServerConfig(out=out, port=0, policy="random", max_steps=5, episodes=2)
+    with running_recorder(config) as rec:
+        with client(rec) as ws:
+            handshake(ws, mode=p.Mode.POLICY)
+            seq = 0
+            frame = 0
+            ends = []
+            while True:
+                msg = p.decode(ws.recv(timeout=10))
+                if isinstance(msg, p.Reset):
+                    assert msg.load_start_state
+                    begin(ws, msg.episode, frame)
+                elif isinstance(msg, p.Action):
+                    assert msg.seq == seq + 1
+                    seq += 1
+                    frame += 4
+                    ws.send(p.encode(p.Step(seq, frame, 0, (msg.buttons,) * 4, observation(seq))))
+                elif isinstance(msg, p.EpisodeEnd):
+                    ends.append(msg)
+                elif isinstance(msg, p.Stop):
+                    assert msg.reason == p.StopReason.DONE
+                    break
+        files = wait_files(out, 2)
+    assert [e.steps for e in ends] == [5, 5]
+    assert all(e.truncated and not e.terminated and e.reason == EndReason.STEP_LIMIT for e in ends)
+    assert {e.file_name for e in ends} == {f.name for f in files}
+    with EpisodeReader(files[0]) as ep:
+        assert ep.meta.mode == "policy" and ep.meta.policy_id == "random"
+        actions = ep.actions()
+        assert (actions >= 0).all()
+        # The stored buttons are the masks of the chosen actions.
+        from recorder.profile import load_profile
+
+        prof = load_profile("Airstriker-Genesis-v0")
+        for a, b in zip(actions, ep.buttons(), strict=True):
+            assert (b == prof.action_mask(int(a), hello().buttons)).all()
+
+
+def test_policy_mode_rejects_a_step_out_of_lockstep(out: Path) -> None:
+    with running_recorder(ServerConfig(out=out, port=0, episodes=1)) as rec, client(rec) as ws:
+        handshake(ws, mode=p.Mode.POLICY)
+        assert isinstance(p.decode(ws.recv(timeout=10)), p.Reset)
+        begin(ws)
+        assert isinstance(p.decode(ws.recv(timeout=10)), p.Action)
+        step(ws, 7, 4)
+        assert "seq 7" in expect_error(ws, ErrorCode.UNEXPECTED)
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        (b"\x03\x01\x00", ErrorCode.MALFORMED),
+        (b"\x22hello", ErrorCode.UNKNOWN_KIND),
+        (p.encode(p.Action(1, 0)), ErrorCode.UNEXPECTED),
+    ],
+    ids=["malformed", "unknown-kind", "server-only-kind"],
+)
+def test_bad_messages_during_a_session(out: Path, raw: bytes, code: ErrorCode) -> None:
+    with running_recorder(ServerConfig(out=out, port=0)) as rec:
+        with client(rec) as ws:
+            handshake(ws)
+            begin(ws)
+            step(ws, 1, 4)
+            ws.send(raw)
+            expect_error(ws, code)
+        # The open episode is still saved, as truncated.
+        [path] = wait_files(out, 1)
+        with EpisodeReader(path) as ep:
+            assert ep.n_steps == 1 and ep.end_reason == EndReason.DISCONNECT
+
+
+def test_bad_handshakes(out: Path) -> None:
+    with running_recorder(ServerConfig(out=out, port=0, token="s3cret")) as rec:
+        with client(rec) as ws:
+            ws.send(p.encode(hello(token="wrong")))
+            assert "token" in expect_error(ws, ErrorCode.AUTH_FAILED)
+        with client(rec) as ws:
+            data = bytearray(p.encode(hello(token="s3cret")))
+            data[1:3] = (9).to_bytes(2, "little")
+            ws.send(bytes(data))
+            assert "version 9" in expect_error(ws, ErrorCode.VERSION_MISMATCH)
+        with client(rec) as ws:
+            ws.send(p.encode(hello(token="s3cret", game="NoSuchGame-v0")))
+            expect_error(ws, ErrorCode.UNKNOWN_GAME)
+        with client(rec) as ws:
+            ws.send(p.encode(hello(token="s3cret", game="", rom_name="Unknown ROM", rom_hash="00")))
+            assert "Unknown ROM" in expect_error(ws, ErrorCode.UNKNOWN_GAME)
+        with client(rec) as ws:
+            ws.send(p.encode(hello(token="s3cret", buttons=("UP", "DOWN"))))
+            expect_error(ws, ErrorCode.BAD_CONFIG)
+        with client(rec) as ws:
+            ws.send(p.encode(hello(token="s3cret", ram_size=1024)))
+            assert "RAM" in expect_error(ws, ErrorCode.BAD_CONFIG)
+        with client(rec) as ws:
+            step(ws, 1, 4)
+            assert "HELLO" in expect_error(ws, ErrorCode.UNEXPECTED)
+        with client(rec) as ws:
+            handshake(ws, token="s3cret")
+            step(ws, 1, 4)
+            assert "before EPISODE_BEGIN" in expect_error(ws, ErrorCode.UNEXPECTED)
+        # The right token still works after all of that.
+        with client(rec) as ws:
+            assert handshake(ws, token="s3cret").profile_id == "Airstriker-Genesis-v0"
+    assert list(out.glob("*.h5")) == []
+
+
+def test_sonic2_client_is_matched_by_rom_hash(out: Path) -> None:
+    bizhawk_buttons = ("Up", "Down", "Left", "Right", "A", "B", "C", "Start")
+    with running_recorder(ServerConfig(out=out, port=0)) as rec, client(rec) as ws:
+        sha1 = "SHA1:8BCA5DCEF1AF3E00098666FD892DC1C2A76333F9"  # BizHawk's form of stable-retro's rom.sha
+        welcome = handshake(ws, game="", rom_name="Sonic The Hedgehog 2 (W) (REV01)", rom_hash=sha1,
+                            buttons=bizhawk_buttons)  # fmt: skip
+        assert welcome.profile_id == "SonicTheHedgehog2-Genesis-v0"
+
+
+def test_oversized_message_is_refused_and_others_keep_recording(out: Path) -> None:
+    with running_recorder(ServerConfig(out=out, port=0)) as rec:
+        with client(rec) as good, client(rec) as bad:
+            handshake(good)
+            begin(good)
+            step(good, 1, 4)
+            handshake(bad)
+            begin(bad)
+            bad.send(b"\x03" + bytes(p.MAX_MESSAGE_BYTES + 1))
+            with pytest.raises(ConnectionClosed) as closed:
+                bad.recv(timeout=10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == ErrorCode.MESSAGE_TOO_BIG
+            # The other client is untouched and keeps recording.
+            for seq in range(2, 6):
+                step(good, seq, 4 * seq)
+        files = wait_files(out, 2)
+    steps = sorted(EpisodeReader(f).n_steps for f in files)
+    assert steps == [0, 5]
+
+
+def test_refuses_to_bind_elsewhere_without_a_token(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="token"):
+        Recorder(ServerConfig(out=tmp_path, host="0.0.0.0"))
+    Recorder(ServerConfig(out=tmp_path, host="0.0.0.0", token="x"))  # allowed with a token
+
+
+def test_shutdown_saves_open_episodes_as_interrupted(out: Path) -> None:
+    with running_recorder(ServerConfig(out=out, port=0)) as rec, client(rec) as ws:
+        handshake(ws)
+        begin(ws)
+        for seq in range(1, 4):
+            step(ws, seq, 4 * seq)
+        time.sleep(0.2)
+        assert rec.loop is not None
+        rec.loop.call_soon_threadsafe(rec.shutdown)  # what SIGINT/SIGTERM do
+        msgs = []
+        with pytest.raises(ConnectionClosed):
+            while True:
+                msgs.append(p.decode(ws.recv(timeout=10)))
+    [path] = wait_files(out, 1)
+    with EpisodeReader(path) as ep:
+        assert ep.end_reason == EndReason.INTERRUPTED and ep.n_steps == 3
+    assert isinstance(msgs[-1], p.Stop) and msgs[-1].reason == p.StopReason.SHUTDOWN
+    assert any(isinstance(m, p.EpisodeEnd) and m.reason == EndReason.INTERRUPTED for m in msgs)
+
+
+def test_human_episode_ends_on_game_over_and_the_next_starts_in_place(out: Path) -> None:
+    """Airstriker ends on game over (lives 0 and the ship exploding); the player keeps playing."""
+    with running_recorder(ServerConfig(out=out, port=0)) as rec, client(rec) as ws:
+        handshake(ws)
+        begin(ws)
+        ram = np.zeros(65536, dtype=np.uint8)
+        ram[0x25A:0x25C] = [0, 0]  # lives 0
+        ram[0x266:0x268] = [0, 1]  # ship state 1 (big-endian)
+        dead = p.Observation(W, H, p.PixelFormat.RGB24, bytes(W * H * 3), ram.tobytes())
+        step(ws, 1, 4)
+        ws.send(p.encode(p.Step(2, 8, 0, (0,) * 4, dead)))
+        end = p.decode(ws.recv(timeout=10))
+        assert isinstance(end, p.EpisodeEnd) and end.terminated and end.reason == EndReason.GAME_OVER
+        step(ws, 3, 12)
+    files = wait_files(out, 2)
+    with EpisodeReader(files[0]) as first, EpisodeReader(files[1]) as second:
+        assert first.n_steps == 2 and first.terminated()[-1]
+        assert second.n_steps == 1 and second.frame_counters().tolist() == [8, 12]
