@@ -1,0 +1,694 @@
+"""Game profiles: one TOML file per game, read with the stdlib ``tomllib``.
+
+A profile says everything the recorder must know about a game and nothing about
+an emulator: where its RAM variables live, how reward and episode end are
+judged from RAM, the discrete action set (button combinations), the start state
+for stable-retro, and which ROMs it fits. ``docs/profiles.md`` documents the
+schema field by field; the shipped files are ``recorder/profiles/<id>.toml``.
+
+RAM given to a profile is always main RAM in the 68000's own (big-endian) byte
+order, as BizHawk's "68K RAM" domain shows it; stable-retro's ``get_ram()``
+swaps the bytes of every 16-bit word and its client swaps them back
+(/work/shared/emulators.md). The variables and rules mirror stable-retro's
+integration files (``data.json``, ``scenario.json``, ``script.lua``), which the
+tests use as ground truth.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dataset.episode import EndReason
+from recorder.errors import ProfileError
+
+__all__ = [
+    "GENESIS_BUTTONS",
+    "ConditionOp",
+    "EndCondition",
+    "EndRule",
+    "EpisodeJudge",
+    "ExplorerSpec",
+    "GameProfile",
+    "RamVariable",
+    "RewardKind",
+    "RewardSpec",
+    "find_profile_for_rom",
+    "list_profiles",
+    "load_profile",
+    "normalize_button",
+    "normalize_rom_hash",
+    "parse_profile",
+]
+
+#: stable-retro's Genesis button order (``env.buttons``): bit i of a mask is button i.
+GENESIS_BUTTONS: tuple[str, ...] = (
+    "B", "A", "MODE", "START", "UP", "DOWN", "LEFT", "RIGHT", "C", "Y", "X", "Z",
+)
+
+#: numpy dtype strings a variable may have (those stable-retro's data.json uses, plus signed).
+_DTYPES = frozenset(
+    f"{order}{kind}{size}" for order in "<>" for kind in "ui" for size in (2, 4)
+) | {"|u1", "|i1", "u1", "i1"}
+
+_PROFILE_PACKAGE = "recorder.profiles"
+
+
+def normalize_button(name: str) -> str:
+    """Canonical button name: upper case, a BizHawk player prefix ("P1 Up") removed."""
+    name = name.strip().upper()
+    return re.sub(r"^P\d+\s+", "", name)
+
+
+def normalize_rom_hash(rom_hash: str) -> str:
+    """Lower-case hex SHA-1; BizHawk's ``GameInfo.Hash`` may be upper case and "SHA1:"-prefixed."""
+    text = rom_hash.strip().lower()
+    if text.startswith("sha1:"):
+        text = text[len("sha1:"):]
+    return text
+
+
+def _normalize_rom_name(name: str) -> str:
+    text = name.strip().lower()
+    for ext in (".md", ".gen", ".bin", ".smd", ".zip"):
+        if text.endswith(ext):
+            text = text[: -len(ext)]
+    return text
+
+
+@dataclass(frozen=True)
+class RamVariable:
+    """One value in main RAM. ``address`` is the offset in main RAM (0 .. ram_size-1).
+
+    Profiles may write the 68000 bus address (0xFFB008, as stable-retro's
+    data.json does); the loader keeps the offset, because main RAM is the
+    64 KiB at 0xFF0000 and mirrored through 0xE00000-0xFFFFFF.
+    """
+
+    name: str
+    address: int
+    dtype: str  # numpy dtype string: ">u2", "|u1", ">u4", "<u2", ">i2" ...
+
+    def read(self, ram: np.ndarray) -> int:
+        """The variable's value in ``ram`` (uint8 array, 68000 byte order)."""
+        if not ram.flags.c_contiguous:  # e.g. a byte-swapped view of stable-retro's RAM
+            ram = np.ascontiguousarray(ram)
+        return int(np.frombuffer(ram, dtype=self.dtype, count=1, offset=self.address)[0])
+
+
+class ConditionOp(enum.Enum):
+    """Tests an end rule may apply to a variable (names follow stable-retro's scenario.json ops)."""
+
+    EQUAL = "equal"            # value == reference
+    NOT_EQUAL = "not-equal"    # value != reference
+    LESS = "less-than"         # value < reference
+    GREATER = "greater-than"   # value > reference
+    ZERO = "zero"              # value == 0
+    NONZERO = "nonzero"        # value != 0
+    DECREASED = "decreased"    # value < value at the previous step (a lost life)
+    INCREASED = "increased"    # value > value at the previous step
+    CHANGED = "changed"        # value != value at the episode start (a new zone or act)
+    PROGRESS_COMPLETE = "progress-complete"  # the progress reward reached the level's end
+
+_NEEDS_REFERENCE = {ConditionOp.EQUAL, ConditionOp.NOT_EQUAL, ConditionOp.LESS, ConditionOp.GREATER}
+
+
+@dataclass(frozen=True)
+class EndCondition:
+    """``variable op reference``; ``variable`` is empty for PROGRESS_COMPLETE."""
+
+    op: ConditionOp
+    variable: str = ""
+    reference: int = 0
+
+
+@dataclass(frozen=True)
+class EndRule:
+    """An episode end: ``reason`` when all (or any) of ``conditions`` hold. Rules are tried in order."""
+
+    reason: EndReason
+    conditions: tuple[EndCondition, ...]
+    require_all: bool
+
+
+class RewardKind(enum.Enum):
+    """How reward is computed from RAM."""
+
+    DELTA = "delta"        # scale * (value now - value at the previous step); scenario.json style
+    PROGRESS = "progress"  # Retro Contest: scale * change of clip(x - x0, 0, end - x0) / (end - x0)
+
+
+@dataclass(frozen=True)
+class RewardSpec:
+    """The reward rule; see docs/profiles.md [reward]."""
+
+    kind: RewardKind
+    variable: str
+    scale: float = 1.0
+    # PROGRESS only: the finishing bonus of the Retro Contest, finish_bonus * (1 - frames/limit).
+    finish_bonus: float = 0.0
+    finish_bonus_frames: int = 0
+    # PROGRESS only: the variables naming the level and each level's end value of ``variable``.
+    level_key: tuple[str, ...] = ()
+    level_end: tuple[tuple[tuple[int, ...], int], ...] = ()
+
+    def end_for(self, key: tuple[int, ...]) -> int | None:
+        for level, end in self.level_end:
+            if level == key:
+                return end
+        return None
+
+
+@dataclass(frozen=True)
+class ExplorerSpec:
+    """Hints for the scripted explorer (recorder.policy).
+
+    ``forward``, ``jump`` and ``back`` are each a choice of *cycles*: a cycle is a
+    tuple of action indices played in turn while it is held, so a game that fires
+    only on a fresh press (Airstriker) can be explored with ("fire", "noop").
+    """
+
+    forward: tuple[tuple[int, ...], ...]
+    jump: tuple[tuple[int, ...], ...] = ()
+    back: tuple[tuple[int, ...], ...] = ()
+    progress: str | None = None
+    stuck_steps: int = 60
+    back_steps: int = 12
+    run_up_steps: int = 8
+    jump_probability: float = 0.03
+    jump_steps: tuple[int, int] = (3, 8)
+    hold_steps: tuple[int, int] = (8, 30)
+
+
+@dataclass(frozen=True)
+class GameProfile:
+    """A game, as ``recorder/profiles/<id>.toml`` describes it (schema: docs/profiles.md)."""
+
+    id: str                     # == stable-retro game id, e.g. "Airstriker-Genesis-v0"; file is <id>.toml
+    name: str                   # human name
+    system: str                 # "Genesis"
+    retro_game: str             # stable-retro id
+    retro_state: str            # default start state for stable-retro
+    rom_names: tuple[str, ...]
+    rom_hashes: tuple[str, ...]  # lower-case hex sha1
+    ram_size: int
+    buttons: tuple[str, ...]    # console button names, stable-retro order; bit i of a mask = buttons[i]
+    actions: tuple[tuple[str, ...], ...]  # each action = buttons held
+    action_names: tuple[str, ...]
+    variables: tuple[RamVariable, ...]
+    max_steps: int              # default episode step limit at frame skip 4
+    text: str                   # the TOML source text (stored in every episode file)
+    reward: RewardSpec | None = None
+    end_rules: tuple[EndRule, ...] = ()
+    explorer: ExplorerSpec | None = None
+    frame_skip: int = 4
+    # Buttons that do the same as one in the action set (Sonic 2 jumps with A, B or C):
+    # nearest_action reads a human's C as B.
+    equivalent_buttons: tuple[tuple[str, str], ...] = ()
+
+    def variable(self, name: str) -> RamVariable:
+        for var in self.variables:
+            if var.name == name:
+                return var
+        raise ProfileError(f"profile {self.id} has no RAM variable {name!r}")
+
+    def read_variables(self, ram: np.ndarray) -> dict[str, int]:
+        """Every variable's value in ``ram`` (``ram_size`` uint8, 68000 byte order)."""
+        if not ram.flags.c_contiguous:
+            ram = np.ascontiguousarray(ram)
+        return {var.name: var.read(ram) for var in self.variables}
+
+    def action_mask(self, action: int, button_names: Sequence[str]) -> int:
+        """Button mask (bit i = ``button_names[i]`` held) of ``action`` for a client's button order.
+
+        Names match case-insensitively, with a BizHawk "P1 " prefix ignored.
+        """
+        if not 0 <= action < len(self.actions):
+            raise ProfileError(
+                f"action {action} is out of range: profile {self.id} has {len(self.actions)} actions"
+            )
+        index = {normalize_button(name): i for i, name in enumerate(button_names)}
+        mask = 0
+        for button in self.actions[action]:
+            if button not in index:
+                raise ProfileError(
+                    f"the client has no {button} button (it has {', '.join(button_names)}); "
+                    f"profile {self.id} needs it for action {self.action_names[action]!r}"
+                )
+            mask |= 1 << index[button]
+        return mask
+
+    def nearest_action(self, mask: int, button_names: Sequence[str]) -> int:
+        """The action closest to a human's button combination ``mask``.
+
+        Metric: buttons equivalent to an action-set button (``equivalent_buttons``)
+        count as that button; buttons no action uses are ignored; the distance is
+        the number of buttons that differ (held by one, not the other). Ties go
+        to the lower action index, so list the most common actions first.
+        """
+        equivalent = dict(self.equivalent_buttons)
+        used = {button for action in self.actions for button in action}
+        held: set[str] = set()
+        for i, name in enumerate(button_names):
+            if mask >> i & 1:
+                button = normalize_button(name)
+                button = equivalent.get(button, button)
+                if button in used:
+                    held.add(button)
+        best, best_distance = 0, math.inf
+        for i, action in enumerate(self.actions):
+            distance = len(held.symmetric_difference(action))
+            if distance < best_distance:
+                best, best_distance = i, distance
+        return best
+
+    def action_index(self, name: str) -> int:
+        try:
+            return self.action_names.index(name)
+        except ValueError:
+            raise ProfileError(
+                f"profile {self.id} has no action {name!r}; its actions: {', '.join(self.action_names)}"
+            ) from None
+
+    def judge(self) -> EpisodeJudge:
+        """A fresh per-episode judge of reward and terminal ends."""
+        return EpisodeJudge(self)
+
+
+class EpisodeJudge:
+    """Per-episode reward and end state (value at start, previous values, step count).
+
+    ``start`` with the first RAM of the episode, then ``step`` with the RAM after
+    each step. The step limit is not judged here: the recorder truncates.
+    """
+
+    def __init__(self, profile: GameProfile) -> None:
+        self.profile = profile
+        self._start: dict[str, int] = {}
+        self._prev: dict[str, int] = {}
+        self._steps = 0
+        self._origin = 0
+        self._end: int | None = None
+        self._prev_progress = 0.0
+
+    def start(self, ram: np.ndarray) -> None:
+        values = self.profile.read_variables(ram)
+        self._start = values
+        self._prev = values
+        self._steps = 0
+        self._prev_progress = 0.0
+        spec = self.profile.reward
+        if spec is not None and spec.kind is RewardKind.PROGRESS:
+            # script.lua calc_progress: offset_x = -x and end_x = level_max_x - x at the first step.
+            key = tuple(values[name] for name in spec.level_key)
+            level_end = spec.end_for(key)
+            if level_end is None:
+                level = ", ".join(f"{n}={v}" for n, v in zip(spec.level_key, key, strict=True))
+                raise ProfileError(
+                    f"profile {self.profile.id} has no end {spec.variable} for the level at the "
+                    f"start ({level}); add it to [reward.level_end] or start in a known level"
+                )
+            self._origin = values[spec.variable]
+            self._end = max(level_end - self._origin, 1)
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the level done, 0..1 (PROGRESS reward only; 0 otherwise)."""
+        return self._prev_progress
+
+    def step(self, ram: np.ndarray) -> tuple[float, EndReason | None]:
+        if not self._start:
+            raise ProfileError("EpisodeJudge.step called before start(); call start with the first RAM")
+        values = self.profile.read_variables(ram)
+        self._steps += 1
+        reward = self._reward(values)
+        reason = self._reason(values)
+        self._prev = values
+        return reward, reason
+
+    def _reward(self, values: Mapping[str, int]) -> float:
+        spec = self.profile.reward
+        if spec is None:
+            return 0.0
+        if spec.kind is RewardKind.DELTA:
+            return spec.scale * float(values[spec.variable] - self._prev[spec.variable])
+        assert self._end is not None  # set by start() for PROGRESS
+        # script.lua contest_reward: (progress - prev_progress) * 9000, plus the time bonus
+        # (1 - clip(frame / 18000, 0, 1)) * 1000 once the end is reached.
+        moved = min(max(values[spec.variable] - self._origin, 0), self._end)
+        progress = moved / self._end
+        reward = spec.scale * (progress - self._prev_progress)
+        self._prev_progress = progress
+        if progress >= 1.0 and spec.finish_bonus_frames > 0:
+            frames = self._steps * self.profile.frame_skip
+            reward += spec.finish_bonus * (1.0 - min(max(frames / spec.finish_bonus_frames, 0.0), 1.0))
+        return reward
+
+    def _reason(self, values: Mapping[str, int]) -> EndReason | None:
+        for rule in self.profile.end_rules:
+            hits = (self._holds(cond, values) for cond in rule.conditions)
+            if all(hits) if rule.require_all else any(hits):
+                return rule.reason
+        return None
+
+    def _holds(self, cond: EndCondition, values: Mapping[str, int]) -> bool:
+        op = cond.op
+        if op is ConditionOp.PROGRESS_COMPLETE:
+            return self._prev_progress >= 1.0
+        value = values[cond.variable]
+        if op is ConditionOp.EQUAL:
+            return value == cond.reference
+        if op is ConditionOp.NOT_EQUAL:
+            return value != cond.reference
+        if op is ConditionOp.LESS:
+            return value < cond.reference
+        if op is ConditionOp.GREATER:
+            return value > cond.reference
+        if op is ConditionOp.ZERO:
+            return value == 0
+        if op is ConditionOp.NONZERO:
+            return value != 0
+        if op is ConditionOp.DECREASED:
+            return value < self._prev[cond.variable]
+        if op is ConditionOp.INCREASED:
+            return value > self._prev[cond.variable]
+        return value != self._start[cond.variable]  # CHANGED
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+class _Table:
+    """A TOML table read with one-line ProfileErrors naming the file and the key."""
+
+    def __init__(self, data: Mapping[str, Any], where: str, source: str) -> None:
+        self.data = data
+        self.where = where
+        self.source = source
+
+    def _fail(self, key: str, what: str) -> ProfileError:
+        place = f"{self.where}.{key}" if self.where else key
+        return ProfileError(f"{self.source}: {place} {what}; see docs/profiles.md")
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+        if key not in self.data:
+            if default is ...:
+                raise self._fail(key, "is missing")
+            return default
+        value = self.data[key]
+        # bool is an int in Python; a TOML true is never a valid number here.
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise self._fail(key, f"must be a {names}, not {value!r}")
+        return value
+
+    def strings(self, key: str, default: Any = ...) -> tuple[str, ...]:
+        value = self.get(key, list, default)
+        if not all(isinstance(v, str) for v in value):
+            raise self._fail(key, "must be a list of strings")
+        return tuple(value)
+
+    def table(self, key: str, default: Any = ...) -> _Table:
+        value = self.get(key, dict, default)
+        place = f"{self.where}.{key}" if self.where else key
+        return _Table(value, place, self.source)
+
+    def number_pair(self, key: str, default: tuple[int, int]) -> tuple[int, int]:
+        value = self.get(key, list, list(default))
+        if len(value) != 2 or not all(isinstance(v, int) for v in value) or not 0 < value[0] <= value[1]:
+            raise self._fail(key, f"must be [min, max] with 0 < min <= max, not {value!r}")
+        return (value[0], value[1])
+
+
+def _parse_variables(table: _Table, ram_size: int) -> tuple[RamVariable, ...]:
+    variables = []
+    for name, spec in table.data.items():
+        var = _Table(spec if isinstance(spec, dict) else {}, f"variables.{name}", table.source)
+        address = var.get("address", int)
+        dtype = var.get("type", str)
+        if dtype not in _DTYPES:
+            raise var._fail("type", f"must be one of {sorted(_DTYPES)}, not {dtype!r}")
+        offset = address & (ram_size - 1)
+        if offset + np.dtype(dtype).itemsize > ram_size:
+            raise var._fail("address", f"{address:#x} runs past the end of {ram_size}-byte RAM")
+        variables.append(RamVariable(name, offset, dtype))
+    return tuple(variables)
+
+
+def _parse_reward(table: _Table, variables: set[str]) -> RewardSpec:
+    kind_text = table.get("kind", str)
+    try:
+        kind = RewardKind(kind_text)
+    except ValueError:
+        raise table._fail("kind", f"must be one of {[k.value for k in RewardKind]}") from None
+    variable = table.get("variable", str)
+    if variable not in variables:
+        raise table._fail("variable", f"names no variable ({variable!r})")
+    scale = float(table.get("scale", (int, float), 1.0))
+    if kind is RewardKind.DELTA:
+        return RewardSpec(kind, variable, scale)
+    level_key = table.strings("level_key", ())
+    unknown = [name for name in level_key if name not in variables]
+    if unknown:
+        raise table._fail("level_key", f"names unknown variables {unknown}")
+    ends = []
+    end_table = table.table("level_end")
+    for key, end in end_table.data.items():
+        try:
+            level = tuple(int(part) for part in key.split(",")) if key else ()
+        except ValueError:
+            raise end_table._fail(key, "must be comma-separated integers like \"0,1\"") from None
+        if len(level) != len(level_key) or not isinstance(end, int) or isinstance(end, bool):
+            raise end_table._fail(key, f"must give {len(level_key)} numbers and an integer end")
+        ends.append((level, end))
+    return RewardSpec(
+        kind=kind,
+        variable=variable,
+        scale=scale,
+        finish_bonus=float(table.get("finish_bonus", (int, float), 0.0)),
+        finish_bonus_frames=table.get("finish_bonus_frames", int, 0),
+        level_key=level_key,
+        level_end=tuple(ends),
+    )
+
+
+def _parse_end_rules(
+    rules: list[Any], source: str, variables: set[str], reward: RewardSpec | None
+) -> tuple[EndRule, ...]:
+    parsed = []
+    terminal = {EndReason.LIFE_LOST.name, EndReason.GAME_OVER.name, EndReason.LEVEL_END.name}
+    for n, raw in enumerate(rules):
+        rule = _Table(raw if isinstance(raw, dict) else {}, f"end[{n}]", source)
+        reason_name = rule.get("reason", str)
+        if reason_name not in terminal:
+            raise rule._fail("reason", f"must be one of {sorted(terminal)}, not {reason_name!r}")
+        combine = rule.get("condition", str, "any")
+        if combine not in ("all", "any"):
+            raise rule._fail("condition", f"must be \"all\" or \"any\", not {combine!r}")
+        conditions = []
+        for m, raw_cond in enumerate(rule.get("when", list)):
+            cond = _Table(raw_cond if isinstance(raw_cond, dict) else {}, f"end[{n}].when[{m}]", source)
+            try:
+                op = ConditionOp(cond.get("op", str))
+            except ValueError:
+                raise cond._fail("op", f"must be one of {[o.value for o in ConditionOp]}") from None
+            if op is ConditionOp.PROGRESS_COMPLETE:
+                if reward is None or reward.kind is not RewardKind.PROGRESS:
+                    raise cond._fail("op", "progress-complete needs a [reward] of kind \"progress\"")
+                conditions.append(EndCondition(op))
+                continue
+            variable = cond.get("variable", str)
+            if variable not in variables:
+                raise cond._fail("variable", f"names no variable ({variable!r})")
+            reference = cond.get("reference", int) if op in _NEEDS_REFERENCE else 0
+            conditions.append(EndCondition(op, variable, reference))
+        if not conditions:
+            raise rule._fail("when", "must list at least one condition")
+        parsed.append(EndRule(EndReason[reason_name], tuple(conditions), combine == "all"))
+    return tuple(parsed)
+
+
+def _parse_explorer(
+    table: _Table, action_names: tuple[str, ...], variables: set[str]
+) -> ExplorerSpec:
+    def cycles(key: str, required: bool) -> tuple[tuple[int, ...], ...]:
+        entries = table.get(key, list, ... if required else [])
+        parsed = []
+        for entry in entries:
+            names = [entry] if isinstance(entry, str) else entry
+            if not names or not all(isinstance(name, str) for name in names):
+                raise table._fail(key, "must list action names or lists of action names")
+            unknown = [name for name in names if name not in action_names]
+            if unknown:
+                raise table._fail(key, f"names unknown actions {unknown}")
+            parsed.append(tuple(action_names.index(name) for name in names))
+        return tuple(parsed)
+
+    forward = cycles("forward", True)
+    if not forward:
+        raise table._fail("forward", "must name at least one action")
+    progress = table.get("progress", str, None)
+    if progress is not None and progress not in variables:
+        raise table._fail("progress", f"names no variable ({progress!r})")
+    probability = float(table.get("jump_probability", (int, float), 0.03))
+    if not 0.0 <= probability <= 1.0:
+        raise table._fail("jump_probability", "must be between 0 and 1")
+    counts = {}
+    for key, default in (("stuck_steps", 60), ("back_steps", 12), ("run_up_steps", 8)):
+        counts[key] = table.get(key, int, default)
+        if counts[key] < 1:
+            raise table._fail(key, "must be at least 1")
+    return ExplorerSpec(
+        forward=forward,
+        jump=cycles("jump", False),
+        back=cycles("back", False),
+        progress=progress,
+        jump_probability=probability,
+        jump_steps=table.number_pair("jump_steps", (3, 8)),
+        hold_steps=table.number_pair("hold_steps", (8, 30)),
+        **counts,
+    )
+
+
+def parse_profile(text: str, source: str = "<profile>") -> GameProfile:
+    """Build a profile from TOML text; ``source`` names the file in error messages."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{source}: not valid TOML ({exc}); see docs/profiles.md") from None
+    top = _Table(data, "", source)
+    ram_size = top.get("ram_size", int)
+    if ram_size <= 0 or ram_size & (ram_size - 1):
+        raise top._fail("ram_size", f"must be a power of two, not {ram_size}")
+    buttons = tuple(normalize_button(b) for b in top.strings("buttons", GENESIS_BUTTONS))
+    if len(set(buttons)) != len(buttons):
+        raise top._fail("buttons", "lists a button twice")
+    variables = _parse_variables(top.table("variables"), ram_size)
+    names = {var.name for var in variables}
+
+    action_names, actions = [], []
+    for n, raw in enumerate(top.get("actions", list)):
+        action = _Table(raw if isinstance(raw, dict) else {}, f"actions[{n}]", source)
+        action_name = action.get("name", str)
+        held = tuple(normalize_button(b) for b in action.strings("buttons"))
+        missing = [b for b in held if b not in buttons]
+        if missing:
+            raise action._fail("buttons", f"names buttons the console lacks: {missing}")
+        if action_name in action_names:
+            raise action._fail("name", f"repeats the action name {action_name!r}")
+        action_names.append(action_name)
+        actions.append(held)
+    if not actions:
+        raise top._fail("actions", "must define at least one action")
+
+    equivalent = []
+    for alias, target in top.table("equivalent_buttons", {}).data.items():
+        alias_n, target_n = normalize_button(alias), normalize_button(str(target))
+        if alias_n not in buttons or target_n not in buttons:
+            raise top._fail("equivalent_buttons", f"maps unknown buttons ({alias} = {target!r})")
+        equivalent.append((alias_n, target_n))
+
+    reward = _parse_reward(top.table("reward"), names) if "reward" in data else None
+    end_rules = _parse_end_rules(top.get("end", list, []), source, names, reward)
+    explorer = (
+        _parse_explorer(top.table("explorer"), tuple(action_names), names)
+        if "explorer" in data
+        else None
+    )
+    retro = top.table("retro")
+    rom = top.table("rom")
+    hashes = tuple(normalize_rom_hash(h) for h in rom.strings("sha1"))
+    bad = [h for h in hashes if not re.fullmatch(r"[0-9a-f]{40}", h)]
+    if bad:
+        raise rom._fail("sha1", f"must be 40-digit hex SHA-1s, not {bad}")
+    max_steps = top.get("max_steps", int)
+    frame_skip = top.get("frame_skip", int, 4)
+    if max_steps < 1 or frame_skip < 1:
+        raise top._fail("max_steps", "and frame_skip must be at least 1")
+    return GameProfile(
+        id=top.get("id", str),
+        name=top.get("name", str),
+        system=top.get("system", str),
+        retro_game=retro.get("game", str),
+        retro_state=retro.get("state", str),
+        rom_names=rom.strings("names", ()),
+        rom_hashes=hashes,
+        ram_size=ram_size,
+        buttons=buttons,
+        actions=tuple(actions),
+        action_names=tuple(action_names),
+        variables=variables,
+        max_steps=max_steps,
+        text=text,
+        reward=reward,
+        end_rules=end_rules,
+        explorer=explorer,
+        frame_skip=frame_skip,
+        equivalent_buttons=tuple(equivalent),
+    )
+
+
+def _builtin_files() -> dict[str, Any]:
+    root = resources.files(_PROFILE_PACKAGE)
+    return {
+        entry.name[: -len(".toml")]: entry
+        for entry in root.iterdir()
+        if entry.name.endswith(".toml")
+    }
+
+
+def list_profiles() -> list[str]:
+    """Ids of the shipped profiles, sorted."""
+    return sorted(_builtin_files())
+
+
+def _load_file(path: Any, source: str) -> GameProfile:
+    profile = parse_profile(path.read_text(encoding="utf-8"), source)
+    return profile
+
+
+def load_profile(name_or_path: str) -> GameProfile:
+    """A shipped profile by id (case-insensitive, "-v0" optional) or a profile from a .toml path."""
+    if name_or_path.lower().endswith(".toml"):
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise ProfileError(f"profile file {name_or_path} does not exist")
+        return _load_file(path, str(path))
+    files = _builtin_files()
+    wanted = name_or_path.strip().lower()
+    for profile_id, entry in files.items():
+        candidate = profile_id.lower()
+        if wanted in (candidate, candidate.removesuffix("-v0")):
+            profile = _load_file(entry, f"{profile_id}.toml")
+            if profile.id != profile_id:
+                raise ProfileError(f"{profile_id}.toml declares id {profile.id!r}; they must match")
+            return profile
+    raise ProfileError(
+        f"unknown game {name_or_path!r}; known: {', '.join(sorted(files))} (or give a .toml path)"
+    )
+
+
+def find_profile_for_rom(rom_name: str, rom_hash: str) -> GameProfile | None:
+    """The shipped profile for a client's ROM: by SHA-1 (case-insensitive, "SHA1:" stripped).
+
+    The name is used only when the client sends no hash: another revision of a
+    game under the same name may keep its variables elsewhere in RAM.
+    """
+    digest = normalize_rom_hash(rom_hash)
+    profiles = [load_profile(profile_id) for profile_id in list_profiles()]
+    if digest:
+        return next((p for p in profiles if digest in p.rom_hashes), None)
+    name = _normalize_rom_name(rom_name)
+    return next(
+        (p for p in profiles if name and name in {_normalize_rom_name(n) for n in p.rom_names}),
+        None,
+    )
