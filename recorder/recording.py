@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from recorder import protocol as p
 from recorder.errors import ConfigError, SonicRLError
+from recorder.profile import load_profile
 from recorder.server import EpisodeSummary, PolicyFactory, Recorder, ServerConfig
 
 __all__ = ["RecordConfig", "RecordResult", "record"]
@@ -96,6 +97,8 @@ def record(
             raise ConfigError("--emulator retro needs --episodes N (how many episodes to record)")
         if config.clients < 1:
             raise ConfigError(f"--clients must be at least 1, got {config.clients}")
+        if not load_profile(config.game).retro_game:
+            raise ConfigError(f"profile {config.game} names no stable-retro game; it can only be played in BizHawk")
     return asyncio.run(_record(config, policy_factory, on_episode))
 
 
@@ -156,7 +159,11 @@ async def _record(
 
 
 def _start_client(config: RecordConfig, url: str, index: int) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "recorder.retro_client", "--url", url, "--game", str(config.game)]
+    profile = load_profile(str(config.game))
+    # The emulator runs the profile's stable-retro game; HELLO names the profile as the user gave it
+    # (an id, or a .toml path the recorder loads).
+    cmd = [sys.executable, "-m", "recorder.retro_client", "--url", url, "--game", profile.retro_game,
+           "--profile", str(config.game)]  # fmt: skip
     if config.token:
         cmd += ["--token", config.token]
     if config.state:

@@ -92,7 +92,7 @@ class RetroEmulator:
     def observation(self) -> p.Observation:
         width, height = self.screen_size
         screen = np.ascontiguousarray(self.screen())
-        return p.Observation(width, height, p.PixelFormat.RGB24, screen.data, self.ram().tobytes())
+        return p.Observation(width, height, p.PixelFormat.RGB24, screen.data, self.ram().tobytes(), zstd=True)
 
     def close(self) -> None:
         self.env.close()
@@ -101,8 +101,9 @@ class RetroEmulator:
 @dataclass(frozen=True)
 class ClientConfig:
     url: str
-    game: str
+    game: str  # stable-retro game id
     state: str | None = None
+    profile: str = ""  # profile named in HELLO (id or .toml path); default: the game id
     token: str = ""
     name: str = "sonic-rl embedded client"
 
@@ -124,7 +125,7 @@ def run_client(config: ClientConfig) -> int:
         pixel_format=p.PixelFormat.RGB24,
         ram_size=emu.ram_size,
         buttons=emu.buttons,
-        game=config.game,
+        game=config.profile or config.game,
         mode=p.Mode.POLICY,
         token=config.token,
         capabilities=p.Capability.LOAD_START_STATE | p.Capability.SEND_START_STATE,
@@ -186,7 +187,8 @@ def _expect(ws, kind: type) -> p.Message:  # type: ignore[no-untyped-def]
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m recorder.retro_client", description=__doc__.splitlines()[0])
     ap.add_argument("--url", default="ws://127.0.0.1:8765")
-    ap.add_argument("--game", default="Airstriker-Genesis-v0")
+    ap.add_argument("--game", default="Airstriker-Genesis-v0", help="stable-retro game id")
+    ap.add_argument("--profile", default="", help="game profile for the recorder (id or .toml path; default --game)")
     ap.add_argument("--state", default=None, help="stable-retro state name (default: the game's default)")
     ap.add_argument("--token", default="")
     ap.add_argument("--log-level", default="WARNING")
@@ -194,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s retro-client %(levelname)s %(message)s")
     # The recorder owns shutdown (it sends STOP): a terminal's Ctrl-C must not kill us mid-message.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    return run_client(ClientConfig(args.url, args.game, args.state, args.token))
+    return run_client(ClientConfig(args.url, args.game, state=args.state, token=args.token, profile=args.profile))
 
 
 if __name__ == "__main__":

@@ -150,6 +150,32 @@ def test_rgb24_is_a_zero_copy_view() -> None:
     assert not rgb.flags.owndata
 
 
+def test_zstd_observations_round_trip_and_are_bounded() -> None:
+    import zstandard
+
+    frame = np.zeros((224, 320, 3), dtype=np.uint8)
+    frame[100:120, 50:60] = 200
+    obs = p.Observation(320, 224, p.PixelFormat.RGB24, frame.data, bytes(65536), zstd=True)
+    data = p.encode(p.Step(1, 4, 0, (0,) * 4, obs))
+    assert data[42] == p.PixelFormat.RGB24 | p.ZSTD_FLAG
+    assert len(data) < 2000  # vs 280 KB raw
+    decoded = p.decode(data)
+    assert decoded.observation == obs
+    assert np.array_equal(decoded.observation.rgb(), frame)
+    # A zstd frame that inflates past the declared screen size is refused, not allocated.
+    bomb = zstandard.ZstdCompressor().compress(bytes(4 * 320 * 224))
+    raw = bytearray(p.encode(p.Step(1, 4, 0, (0,) * 4, p.Observation(2, 1, p.PixelFormat.RGB24, bytes(6), b""))))
+    raw[42] |= p.ZSTD_FLAG
+    tail = len(bomb).to_bytes(4, "little") + bomb + zstandard.ZstdCompressor().compress(b"")
+    bad = bytes(raw[:43]) + tail[:4] + bomb + (len(tail) - 4 - len(bomb)).to_bytes(4, "little") + tail[4 + len(bomb):]
+    with pytest.raises(MalformedMessage, match="zstd"):
+        p.decode(bad)
+    # Garbage instead of a zstd frame.
+    junk = bytes(raw[:43]) + (4).to_bytes(4, "little") + b"junk" + (0).to_bytes(4, "little")
+    with pytest.raises(MalformedMessage, match="zstd"):
+        p.decode(junk)
+
+
 def test_button_masks() -> None:
     assert p.button_mask([True, False, False, True]) == 0b1001
     assert p.mask_to_buttons(0b1001, 5).tolist() == [1, 0, 0, 1, 0]

@@ -1,0 +1,130 @@
+"""Recording speed and storage size on the embedded emulator (issue 2's targets).
+
+    python benchmarks/record.py [--steps 3000] [--policy scripted]
+
+Prints, in one run, on Airstriker at frame skip 4 with full frames and RAM recorded:
+1. bare emulator frames/s: the same stepping, screen and RAM reads and policy, in one process,
+   with no recorder;
+2. recording frames/s through the real websocket server and the embedded client process,
+   and the ratio to bare (target >= 85%);
+3. bytes per step on disk and the ratio to raw (target >= 100x);
+4. the same observations written with h5py's gzip level 4 over the same chunks: bytes per step
+   and write frames/s (targets: ours >= 1.8x smaller and >= 10x faster to write).
+
+Recording speed is timed from each episode's first to last stored observation (the recorder's
+receive timestamps), so the emulator process's start-up is not counted; the bare loop is timed
+over the same number of steps, with the same resets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from storage import compare_codecs  # noqa: E402
+
+from dataset.catalog import find_episode_files  # noqa: E402
+from dataset.episode import EpisodeReader  # noqa: E402
+from recorder.policy import Observation, make_policy  # noqa: E402
+from recorder.profile import load_profile  # noqa: E402
+from recorder.recording import RecordConfig, record  # noqa: E402
+
+GAME = "Airstriker-Genesis-v0"
+FRAME_SKIP = 4
+
+
+def bare(steps_per_episode: list[int], policy_name: str, seed: int) -> tuple[float, int]:
+    """Frames/s of the emulator doing what the client does, minus the recorder."""
+    from recorder.retro_client import RetroEmulator
+
+    profile = load_profile(GAME)
+    policy = make_policy(policy_name, profile, seed)
+    emu = RetroEmulator(GAME)
+    masks = [profile.action_mask(i, emu.buttons) for i in range(len(profile.actions))]
+    frames = 0
+    elapsed = 0.0
+    try:
+        for n in steps_per_episode:
+            emu.reset()
+            policy.reset()
+            screen, ram = emu.screen(), emu.ram()
+            t0 = time.perf_counter()
+            for i in range(n):
+                action = policy.act(Observation(screen, ram, profile.read_variables(ram), i))
+                emu.step(masks[action], FRAME_SKIP)
+                screen = np.ascontiguousarray(emu.screen())
+                ram = emu.ram().copy()  # the client serialises RAM once per step too
+                frames += FRAME_SKIP
+            elapsed += time.perf_counter() - t0
+    finally:
+        emu.close()
+    return frames / elapsed, frames
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--episodes", type=int, default=3)
+    ap.add_argument("--max-steps", type=int, default=1500)
+    ap.add_argument("--policy", default="random")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=None, help="keep the recorded files here")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = args.out or Path(tmp)
+        config = RecordConfig(
+            out=out, game=GAME, emulator="retro", policy=args.policy, episodes=args.episodes,
+            max_steps=args.max_steps, frame_skip=FRAME_SKIP, port=0, seed=args.seed, progress=False,
+        )  # fmt: skip
+        record(config)
+        files = find_episode_files([out])
+        steps, rec_frames, rec_seconds, disk = [], 0, 0.0, 0
+        for f in files:
+            with EpisodeReader(f) as ep:
+                ts = ep.timestamps()
+                steps.append(ep.n_steps)
+                rec_frames += ep.n_steps * FRAME_SKIP
+                rec_seconds += float(ts[-1] - ts[0])
+                disk += f.stat().st_size
+                if f == files[0]:
+                    frames_0, ram_0 = ep.frames(), ep.ram()
+        rec_fps = rec_frames / rec_seconds
+        bare_fps, _ = bare(steps, args.policy, args.seed)
+        total_steps = sum(steps)
+        raw_per_step = 224 * 320 * 3 + 65536
+        ours_per_step = disk / total_steps
+        codecs = compare_codecs(frames_0, ram_0, chunk_frames=32)
+
+    zstd = codecs["zstd-3"]
+    gzip = codecs["gzip-4"]
+    rows = [
+        ("episodes / steps / frames", f"{len(files)} / {total_steps} / {total_steps * FRAME_SKIP}"),
+        ("bare emulator frames/s", f"{bare_fps:,.0f}"),
+        ("recording frames/s (real server)", f"{rec_fps:,.0f}"),
+        ("recording / bare", f"{rec_fps / bare_fps:.1%}  (target >= 85%)"),
+        ("raw bytes/step (RGB frame + 64 KiB RAM)", f"{raw_per_step:,}"),
+        ("our files: bytes/step", f"{ours_per_step:,.0f}"),
+        ("our files: ratio to raw", f"{raw_per_step / ours_per_step:,.0f}x  (target >= 100x)"),
+        (f"same data, zstd-3 writer (episode 1, {len(frames_0) - 1} steps): bytes/step",
+         f"{zstd['bytes_per_step']:,.0f}"),
+        ("same data, h5py gzip-4, same chunks: bytes/step", f"{gzip['bytes_per_step']:,.0f}"),
+        ("gzip-4 size / ours", f"{gzip['bytes_per_step'] / zstd['bytes_per_step']:.2f}x  (target >= 1.8x)"),
+        ("write frames/s: ours / gzip-4", f"{zstd['write_fps']:,.0f} / {gzip['write_fps']:,.0f}"),
+        ("write speed ours / gzip-4", f"{zstd['write_fps'] / gzip['write_fps']:.1f}x  (target >= 10x)"),
+    ]  # fmt: skip
+    width = max(len(k) for k, _ in rows)
+    print(f"sonic-rl recording benchmark: {GAME}, frame skip {FRAME_SKIP}, policy {args.policy}")
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v}")
+
+
+if __name__ == "__main__":
+    main()
