@@ -25,7 +25,7 @@ from recorder.errors import ConfigError, SonicRLError
 from recorder.profile import load_profile
 from recorder.server import EpisodeSummary, PolicyFactory, Recorder, ServerConfig
 
-__all__ = ["RecordConfig", "RecordResult", "record"]
+__all__ = ["RecordConfig", "RecordResult", "reap_client", "record", "start_retro_client"]
 
 log = logging.getLogger("sonic_rl.recorder")
 
@@ -133,7 +133,7 @@ async def _record(
     print(f"listening on {url}", file=sys.stderr, flush=True)
     clients: list[subprocess.Popen[bytes]] = []
     if config.emulator == "retro":
-        clients = [_start_client(config, url, i) for i in range(config.clients)]
+        clients = [start_retro_client(config, url, i) for i in range(config.clients)]
     else:
         print("waiting for the BizHawk tool to connect (Ctrl-C to stop)", file=sys.stderr, flush=True)
     watch = asyncio.create_task(_watch(recorder, clients, config, result))
@@ -142,7 +142,7 @@ async def _record(
     finally:
         watch.cancel()
         for proc in clients:
-            await _reap(proc)
+            await reap_client(proc)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     result.episodes = list(recorder.stats.episodes)
@@ -158,7 +158,7 @@ async def _record(
     return result
 
 
-def _start_client(config: RecordConfig, url: str, index: int) -> subprocess.Popen[bytes]:
+def start_retro_client(config: RecordConfig, url: str, index: int) -> subprocess.Popen[bytes]:
     profile = load_profile(str(config.game))
     # The emulator runs the profile's stable-retro game; HELLO names the profile as the user gave it
     # (an id, or a .toml path the recorder loads).
@@ -176,7 +176,7 @@ def _start_client(config: RecordConfig, url: str, index: int) -> subprocess.Pope
     return subprocess.Popen(cmd, env=env, start_new_session=True)
 
 
-async def _reap(proc: subprocess.Popen[bytes]) -> None:
+async def reap_client(proc: subprocess.Popen[bytes]) -> None:
     for _ in range(100):
         if proc.poll() is not None:
             return
