@@ -1,0 +1,398 @@
+"""The C# BizHawk tool's session code against the real recorder.
+
+The headless client (bizhawk_recorder_tool/test_client) runs the tool's own
+src/Core sources, compiled by Mono's mcs, on a synthetic emulator whose screen
+and RAM are pure functions of (frame counter, x, size); ``expected_frame`` and
+``expected_ram`` below re-implement them (SyntheticEmulator.cs documents the
+formulas). Each test starts ``sonic-rec record`` in a subprocess, runs the
+client, and checks that the HDF5 files hold exactly what the client logged
+it sent: frames (BGRA32 on the wire, RGB in the file), RAM, button masks and
+frame counters.
+
+Mono is required: these tests fail, never skip, when ``mcs`` or ``mono`` is
+missing (install it with bizhawk_recorder_tool/ci-setup.sh).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dataset.episode import EndReason, EpisodeReader
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOL = ROOT / "bizhawk_recorder_tool"
+EXE = TOOL / "bin" / "SonicRecHeadless.exe"
+GAME = "Airstriker-Genesis-v0"
+GENESIS_BUTTONS = ["Up", "Down", "Left", "Right", "A", "B", "C", "Start"]
+START_FRAME = 1000  # SyntheticEmulator.StartFrame
+SONIC_REC = str(Path(sys.executable).with_name("sonic-rec"))
+
+
+# --- the synthetic emulator's observations, re-implemented ------------------------------
+
+
+def expected_frame(f: int, x: int, w: int, h: int) -> np.ndarray:
+    """(h, w, 3) RGB of SyntheticEmulator.Capture: B=(c+f), G=(2r+x), R=(c^r^(f>>2)), all & 255."""
+    f &= 0x7FFFFFFF
+    c = np.arange(w, dtype=np.int64)[None, :]
+    r = np.arange(h, dtype=np.int64)[:, None]
+    blue = (c + f) & 255
+    green = np.broadcast_to((2 * r + x) & 255, (h, w))
+    red = (c ^ r ^ (f >> 2)) & 255
+    return np.stack([red, np.broadcast_to(green, (h, w)), np.broadcast_to(blue, (h, w))], axis=-1).astype(np.uint8)
+
+
+def expected_ram(f: int, x: int) -> np.ndarray:
+    """64 KiB of SyntheticEmulator RAM, with the Airstriker variables big-endian (68000 order)."""
+    ram = ((7 * np.arange(65536, dtype=np.int64) + (f & 0x7FFFFFFF) + x) & 255).astype(np.uint8)
+    ram[0x024E:0x0252] = np.frombuffer((f & 0xFFFFFFFF).to_bytes(4, "big"), dtype=np.uint8)
+    ram[0x025A:0x025C] = [0, 3]
+    ram[0x0266:0x0268] = [0, 9]
+    return ram
+
+
+def dx(mask: int) -> int:
+    """x change of one frame: Right (bit 3) +1, Left (bit 2) -1."""
+    return ((mask >> 3) & 1) - ((mask >> 2) & 1)
+
+
+# --- build, recorder and client helpers --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def headless() -> Path:
+    missing = [tool for tool in ("mcs", "mono") if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(
+            f"{' and '.join(missing)} not found: the C# tool's tests need Mono; "
+            "run bizhawk_recorder_tool/ci-setup.sh (apt-get install mono-mcs mono-devel)"
+        )
+    sources = [*TOOL.glob("src/Core/*.cs"), *TOOL.glob("test_client/*.cs"), TOOL / "build.sh"]
+    if not EXE.exists() or EXE.stat().st_mtime < max(s.stat().st_mtime for s in sources):
+        build = subprocess.run(["bash", str(TOOL / "build.sh")], capture_output=True, text=True, timeout=300)
+        assert build.returncode == 0, f"build.sh failed:\n{build.stdout}\n{build.stderr}"
+    return EXE
+
+
+class Recorder:
+    """``sonic-rec record`` in a subprocess; ``url`` once it printed ``listening on``."""
+
+    def __init__(self, out: Path, *args: str) -> None:
+        self.out = out
+        self.lines: list[str] = []
+        self._ready = threading.Event()
+        self.url = ""
+        self.proc = subprocess.Popen(
+            [SONIC_REC, "record", "--out", str(out), *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        threading.Thread(target=self._drain, daemon=True).start()
+        if not self._ready.wait(60):
+            self.stop()
+            raise AssertionError("recorder did not start:\n" + "\n".join(self.lines[-30:]))
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            for line in raw.replace("\r", "\n").splitlines():
+                self.lines.append(line)
+                if line.startswith("listening on ws://") and not self._ready.is_set():
+                    self.url = line.split("listening on ", 1)[1].strip()
+                    self._ready.set()
+
+    def wait(self, timeout: float = 30) -> int:
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@contextmanager
+def recorder(out: Path, *args: str) -> Iterator[Recorder]:
+    rec = Recorder(out, *args)
+    try:
+        yield rec
+    finally:
+        rec.stop()
+
+
+def run_client(
+    exe: Path, url: str, *args: str, log: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess:
+    cmd = ["mono", str(exe), "--url", url, "--timeout-s", str(int(timeout) - 5), *args]
+    if log is not None:
+        cmd += ["--log", str(log)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def read_log(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def episodes(out: Path) -> list[EpisodeReader]:
+    readers = [EpisodeReader(p) for p in sorted(out.glob("*.h5"))]
+    return sorted(readers, key=lambda r: r.meta.episode_index)
+
+
+def check_observations(reader: EpisodeReader, by_frame: dict[int, dict]) -> None:
+    """Every stored frame and RAM equals what the client sent for that frame counter."""
+    counters = reader.frame_counters()
+    frames = reader.frames()
+    ram = reader.ram()
+    for k, fc in enumerate(counters.tolist()):
+        sent = by_frame[fc]
+        assert frames[k].shape == (sent["h"], sent["w"], 3)
+        np.testing.assert_array_equal(
+            frames[k], expected_frame(fc, sent["x"], sent["w"], sent["h"]), err_msg=f"frame {fc}"
+        )
+        np.testing.assert_array_equal(ram[k], expected_ram(fc, sent["x"]), err_msg=f"RAM at frame {fc}")
+
+
+# --- tests -------------------------------------------------------------------------------
+
+
+def test_human_mode_records_exactly_what_the_client_sent(headless: Path, tmp_path: Path) -> None:
+    out, log = tmp_path / "out", tmp_path / "log.jsonl"
+    with recorder(out, "--port", "0", "--game", GAME, "--episodes", "2", "--max-steps", "150") as rec:
+        res = run_client(headless, rec.url, "--mode", "human", "--fps", "300", log=log)
+        assert res.returncode == 0, res.stderr
+        assert rec.wait() == 0
+    sent = read_log(log)
+    steps = [e for e in sent if e["t"] == "step"]
+    begin = next(e for e in sent if e["t"] == "begin")
+    assert begin["frame"] == START_FRAME and begin["state"] == 16
+    assert all(s["queued"] for s in steps), "no step may be skipped at this pace"
+    by_frame = {begin["frame"]: begin} | {s["frame"]: s for s in steps}
+    eps = episodes(out)
+    assert [r.n_steps for r in eps] == [150, 150]
+    assert [r.end_reason for r in eps] == [EndReason.STEP_LIMIT] * 2
+    # The second episode starts from the last observation of the first (docs/protocol.md, human mode).
+    assert eps[1].frame_counters()[0] == eps[0].frame_counters()[-1]
+    recorded_steps = 0
+    for r in eps:
+        assert list(r.meta.button_names) == GENESIS_BUTTONS
+        assert r.meta.mode == "human"
+        counters = r.frame_counters().tolist()
+        assert np.all(np.diff(counters) == 4)
+        check_observations(r, by_frame)
+        np.testing.assert_array_equal(r.buttons(), np.array([by_frame[fc]["masks"] for fc in counters[1:]]))
+        # score (big-endian u32 at 0xFF024E) = frame counter, so each 4-frame step earns 4:
+        # the recorder read the RAM in the 68000's byte order the tool sent.
+        np.testing.assert_array_equal(r.rewards(), np.full(r.n_steps, 4.0))
+        assert r.gaps().shape == (0, 3)
+        recorded_steps += r.n_steps
+    assert recorded_steps == 300
+
+
+def test_policy_mode_lockstep_buttons_and_resets(headless: Path, tmp_path: Path) -> None:
+    out, log = tmp_path / "out", tmp_path / "log.jsonl"
+    n_eps, n_steps = 8, 20
+    with recorder(
+        out, "--port", "0", "--game", GAME, "--mode", "policy", "--policy", "random",
+        "--episodes", str(n_eps), "--max-steps", str(n_steps),
+    ) as rec:  # fmt: skip
+        res = run_client(headless, rec.url, "--mode", "policy", log=log)
+        assert res.returncode == 0, res.stderr
+        assert rec.wait() == 0
+    assert f"loads={n_eps}" in res.stdout  # one start-state load per RESET, 8 in a row
+    assert "unsynced=0" in res.stdout and "mismatched=0" in res.stdout
+    sent = read_log(log)
+    actions = {e["seq"]: e["buttons"] for e in sent if e["t"] == "action"}
+    steps = [e for e in sent if e["t"] == "step"]
+    assert len(steps) == n_eps * n_steps
+    # Lockstep: every STEP holds, on all 4 frames, the buttons of the ACTION with its seq.
+    for s in steps:
+        assert s["masks"] == [actions[s["seq"]]] * 4
+    eps = episodes(out)
+    assert len(eps) == n_eps
+    moved = False
+    for i, r in enumerate(eps):
+        assert r.n_steps == n_steps and r.end_reason == EndReason.STEP_LIMIT
+        assert r.meta.mode == "policy"
+        counters = r.frame_counters().tolist()
+        assert counters == [START_FRAME + 4 * k for k in range(n_steps + 1)], "each episode starts from the start state"
+        mine = steps[i * n_steps : (i + 1) * n_steps]
+        by_frame = {START_FRAME: {"x": 0, "w": 320, "h": 224}} | {s["frame"]: s for s in mine}
+        check_observations(r, by_frame)
+        np.testing.assert_array_equal(r.buttons(), np.array([s["masks"] for s in mine]))
+        # The buttons reached the emulator: x moved exactly as the masks say.
+        xs = [0] + [s["x"] for s in mine]
+        assert all(xs[k + 1] - xs[k] == sum(dx(m) for m in mine[k]["masks"]) for k in range(n_steps))
+        moved |= any(x != 0 for x in xs)
+        assert r.start_state() == START_FRAME.to_bytes(8, "little") + bytes(8)
+    assert moved, "a random policy over 160 steps should move the ship"
+
+
+def test_disconnect_mid_episode_is_saved_truncated(headless: Path, tmp_path: Path) -> None:
+    out, log = tmp_path / "out", tmp_path / "log.jsonl"
+    with recorder(out, "--port", "0", "--game", GAME, "--max-steps", "1000") as rec:
+        res = run_client(headless, rec.url, "--mode", "human", "--fps", "400", "--disconnect-after", "40", log=log)
+        assert res.returncode == 0, res.stderr
+        deadline = time.monotonic() + 20
+        while not list(out.glob("*.h5")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    (r,) = episodes(out)
+    assert r.end_reason == EndReason.DISCONNECT
+    assert r.n_steps == 40
+    sent = read_log(log)
+    by_frame = {e["frame"]: e for e in sent if e["t"] in ("begin", "step")}
+    check_observations(r, by_frame)
+
+
+def test_wrong_token_is_reported_in_words(headless: Path, tmp_path: Path) -> None:
+    with recorder(tmp_path / "out", "--port", "0", "--game", GAME, "--token", "right-token") as rec:
+        res = run_client(headless, rec.url, "--mode", "human", "--token", "wrong", "--no-reconnect")
+    assert res.returncode == 1
+    error_line = [line for line in res.stderr.splitlines() if line.startswith("error: ")][-1]
+    assert "4004" in error_line and "token" in error_line
+    assert "the recorder refused" in error_line
+    assert not list((tmp_path / "out").glob("*.h5"))
+
+
+def test_oversized_message_is_refused_with_1009(headless: Path, tmp_path: Path) -> None:
+    # 2100x2000 BGRA32 is 16,800,000 pixel bytes: over the 16 MiB message limit.
+    out = tmp_path / "out"
+    with recorder(out, "--port", "0", "--game", GAME, "--max-steps", "1000") as rec:
+        res = run_client(
+            headless, rec.url, "--mode", "human", "--resize-at", "3", "--resize", "2100x2000",
+            "--no-size-check", "--no-reconnect",
+        )  # fmt: skip
+        deadline = time.monotonic() + 20
+        while not list(out.glob("*.h5")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert res.returncode == 1, res.stderr
+    error_line = [line for line in res.stderr.splitlines() if line.startswith("error: ")][-1]
+    assert "1009" in error_line and "16 MiB" in error_line
+    (r,) = episodes(out)  # what came before the oversized message is kept
+    assert r.end_reason == EndReason.DISCONNECT and r.n_steps >= 2
+
+
+def test_oversized_message_is_stopped_before_sending(headless: Path, tmp_path: Path) -> None:
+    with recorder(tmp_path / "out", "--port", "0", "--game", GAME, "--max-steps", "1000") as rec:
+        res = run_client(headless, rec.url, "--mode", "human", "--resize-at", "3", "--resize", "2100x2000")
+    assert res.returncode == 1
+    assert "over the 16 MiB limit" in res.stderr and "lower the screen size" in res.stderr
+
+
+def test_screen_side_over_1024_is_malformed(headless: Path, tmp_path: Path) -> None:
+    with recorder(tmp_path / "out", "--port", "0", "--game", GAME, "--max-steps", "1000") as rec:
+        res = run_client(
+            headless, rec.url, "--mode", "human", "--resize-at", "3", "--resize", "1100x8", "--no-reconnect"
+        )
+    assert res.returncode == 1
+    error_line = [line for line in res.stderr.splitlines() if line.startswith("error: ")][-1]
+    assert "4000" in error_line and "1024" in error_line
+
+
+def test_full_send_queue_is_reported_as_dropped_frames(headless: Path, tmp_path: Path) -> None:
+    out, log = tmp_path / "out", tmp_path / "log.jsonl"
+    with recorder(out, "--port", "0", "--game", GAME, "--episodes", "1", "--max-steps", "80") as rec:
+        # The sender is held for 0.5 s from step 10 while the game goes on at 800 frames/s:
+        # the 2-slot queue fills, and the STEPs that do not fit are skipped and reported.
+        res = run_client(
+            headless, rec.url, "--mode", "human", "--fps", "800", "--queue", "2",
+            "--hold-sends-at", "10", "--hold-ms", "500", log=log,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        rec.wait()
+    steps = [e for e in read_log(log) if e["t"] == "step"]
+    skipped = [s for s in steps if not s["queued"]]
+    assert skipped and f"dropped={len(skipped)}" in res.stdout
+    (r,) = episodes(out)
+    counters = r.frame_counters().tolist()
+    stored = set(counters[1:])
+    assert not stored & {s["frame"] for s in skipped}, "a skipped step cannot be in the file"
+    first_skip = skipped[0]
+    gaps = r.gaps()
+    assert len(gaps) >= 1
+    # The gap row names the step after the last one stored before the skip, and the frame range.
+    assert gaps[0, 1] == first_skip["frame"]
+    by_frame = {e["frame"]: e for e in read_log(log) if e["t"] in ("begin", "step")}
+    check_observations(r, by_frame)
+    np.testing.assert_array_equal(r.buttons(), np.array([by_frame[fc]["masks"] for fc in counters[1:]]))
+
+
+def test_client_reconnects_with_backoff_until_the_recorder_is_up(headless: Path, tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ)
+    client = subprocess.Popen(
+        ["mono", str(headless), "--url", f"ws://127.0.0.1:{port}", "--mode", "policy", "--timeout-s", "40"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    time.sleep(1.2)  # at least one refused attempt before the recorder listens
+    with recorder(
+        tmp_path / "out", "--port", str(port), "--game", GAME, "--mode", "policy", "--policy", "random",
+        "--episodes", "1", "--max-steps", "10",
+    ):  # fmt: skip
+        _stdout, stderr = client.communicate(timeout=45)
+    assert client.returncode == 0, stderr
+    assert "retrying in" in stderr
+    (r,) = episodes(tmp_path / "out")
+    assert r.n_steps == 10
+
+
+def test_csharp_codec_matches_the_python_codec_byte_for_byte(headless: Path) -> None:
+    from recorder import protocol as p
+
+    server_msgs = [
+        p.Welcome("s1", GAME, p.Mode.POLICY, 4, p.SendFlag.SCREEN | p.SendFlag.RAM, 10000, 4500, "rec", "0.1"),
+        p.Action(7, 0b1001, 3, 12),
+        p.Action(1, 0, -1, 0),
+        p.Reset(3, True),
+        p.EpisodeEnd(2, 150, 16, False, True, -12.5, "ep_00002.h5"),
+        p.Stop(p.StopReason.SHUTDOWN, "recorder shutting down"),
+        p.Error(4006, "client does not fit profile: ü"),
+        p.FramesDropped(9, 3, 40, 51),
+    ]
+    bad = [b"\x42\x01\x00", b"\x99", p.encode(p.Reset(1, True)) + b"\x00"]
+    stdin = "\n".join(p.encode(m).hex() for m in server_msgs) + "\n" + "\n".join(b.hex() for b in bad) + "\n"
+    res = subprocess.run(
+        ["mono", str(headless), "--codec-check"], input=stdin, capture_output=True, text=True, timeout=30
+    )
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    own = dict(line.split(" ", 1) for line in lines[:5])
+    obs = p.Observation(2, 1, p.PixelFormat.BGRA32, bytes(range(8)), b"\x01\x02")
+    hello = p.Hello(
+        "c", "1", "e", "core", "GEN", "rom", "abc", 320, 224, p.PixelFormat.RGB24, 65536, ("B", "A"),
+        game="x", mode=p.Mode.POLICY, token="t", capabilities=p.Capability(3),
+    )  # fmt: skip
+    assert bytes.fromhex(own["hello"]) == p.encode(hello) and len(p.encode(hello)) == 57
+    assert bytes.fromhex(own["step"]) == p.encode(p.Step(5, 100, 7, (1, 2, 3, 4), obs))
+    assert own["action"] == "420100000080000000010000000000"  # docs/protocol.md, ACTION example
+    assert own["error"] == "7fa40f090062616420746f6b656e"  # docs/protocol.md, ERROR example
+    assert bytes.fromhex(own["dropped"]) == p.encode(p.FramesDropped(9, 3, 40, 51))
+    roundtrips = lines[5 : 5 + len(server_msgs)]
+    for msg, line in zip(server_msgs, roundtrips, strict=True):
+        assert line.startswith("roundtrip ") and bytes.fromhex(line.split()[-1]) == p.encode(msg)
+    refused = lines[5 + len(server_msgs) :]
+    assert [line.split()[1] for line in refused] == ["4000", "4001", "4000"]
+    assert "trailing" in refused[2]
