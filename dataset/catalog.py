@@ -279,7 +279,7 @@ def _check_open(ep: EpisodeReader, problems: list[str]) -> None:
     if buttons.ndim != 2:
         problems.append(f"buttons has shape {buttons.shape}, expected (steps, frames per step)")
     elif 0 < len(ep.meta.button_names) < 16 and n:
-        unused = ~np.uint16((1 << len(ep.meta.button_names)) - 1)
+        unused = ~np.uint32((1 << len(ep.meta.button_names)) - 1)
         if np.any(buttons & unused):
             problems.append("button masks set bits beyond the profile's button_names")
 

@@ -394,7 +394,7 @@ class EpisodeWriter:
                 f"{buttons.shape} button masks, expected ({self.buttons_per_step},): one per emulated frame of the step"
             )
         self._observe(frame, ram, frame_counter, timestamp)
-        self._buttons.append(buttons.astype(np.uint16, copy=True))
+        self._buttons.append(buttons.astype(np.uint32, copy=True))
         self._actions.append(int(action))
         self._actors.append(int(actor))
         self._policy_versions.append(int(policy_version))
@@ -447,9 +447,9 @@ class EpisodeWriter:
             if n:
                 (terminated if reason.terminal else truncated)[-1] = True
             k = self.buttons_per_step
-            buttons = np.stack(self._buttons) if n else np.zeros((0, k), np.uint16)
+            buttons = np.stack(self._buttons) if n else np.zeros((0, k), np.uint32)
             rewards = np.asarray(self._rewards, dtype=np.float32)
-            self._write_small("buttons", buttons.astype(np.uint16))
+            self._write_small("buttons", buttons.astype(np.uint32))
             self._write_small("actions", np.asarray(self._actions, dtype=np.int16))
             self._write_small("actors", np.asarray(self._actors, dtype=np.uint8))
             self._write_small("policy_versions", np.asarray(self._policy_versions, dtype=np.int32))
@@ -607,7 +607,7 @@ class EpisodeReader:
         return self._rows("ram", start, stop)
 
     def buttons(self) -> np.ndarray:
-        """(N, K) uint16 button masks, one per emulated frame of each step."""
+        """(N, K) uint32 button masks (protocol u32: up to 32 buttons), one per emulated frame of a step."""
         return self._all("buttons")
 
     def actions(self) -> np.ndarray:

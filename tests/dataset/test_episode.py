@@ -44,7 +44,7 @@ def assert_round_trip(ep: Episode) -> None:
         np.testing.assert_array_equal(r.policy_versions(), ep.policy_versions)
         np.testing.assert_array_equal(r.rewards(), ep.rewards)
         assert r.frames().dtype == np.uint8 and r.ram().dtype == np.uint8
-        assert r.buttons().dtype == np.uint16 and r.actions().dtype == np.int16
+        assert r.buttons().dtype == np.uint32 and r.actions().dtype == np.int16
         assert r.actors().dtype == np.uint8 and r.policy_versions().dtype == np.int32
         assert r.rewards().dtype == np.float32 and r.frame_counters().dtype == np.uint64
         assert r.timestamps().dtype == np.float64
