@@ -1,0 +1,198 @@
+"""Offline trainer benchmark: replay sampling, our updates, and d3rlpy 2.8.1's, on the same data.
+
+    python benchmarks/train.py [--data DIR] [--steps 3000] [--seconds 8] [--device cpu]
+
+Prints, in one run on this machine:
+* sampled transitions/s of the replay store (batch 32 and 256);
+* updates/s and trained transitions/s of our DQN, Double DQN and CQL (batch 32, 256);
+* the same for d3rlpy 2.8.1's DoubleDQN and DiscreteCQL over the same preprocessed
+  frames (84x84 gray), the same Nature CNN (d3rlpy's default pixel encoder), the same
+  batch, with its frames stacked by ``FrameStackTransitionPicker(n_frames=4)``.
+Updates/s include sampling the batch, as a training loop does.
+
+d3rlpy is not a dependency of sonic-rl: the benchmark installs d3rlpy==2.8.1 into
+the running environment with pip if it is missing, and stops if that would change
+the installed torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from trainer.config import Algo, TrainConfig  # noqa: E402
+from trainer.learner import DeviceFeeder, Learner, resolve_device, seed_everything  # noqa: E402
+from trainer.offline import open_store  # noqa: E402
+from trainer.replay import FrameCache, ReplayStore  # noqa: E402
+
+D3RLPY = "d3rlpy==2.8.1"
+
+
+def ensure_d3rlpy() -> object:
+    try:
+        return importlib.import_module("d3rlpy")
+    except ImportError:
+        pass
+    before = torch.__version__
+    print(f"installing {D3RLPY} for the comparison (pip, into {sys.prefix})", flush=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", D3RLPY], check=True)
+    after = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.__version__)"], capture_output=True, text=True,
+        check=True,
+    ).stdout.strip()
+    if after != before:
+        sys.exit(f"installing {D3RLPY} replaced torch {before} with {after}; reinstall torch {before}")
+    return importlib.import_module("d3rlpy")
+
+
+def record_data(out: Path, steps: int) -> None:
+    episodes = max(1, steps // 300)
+    subprocess.run(
+        [sys.executable, "-m", "recorder.cli", "record", "--emulator", "retro", "--game", "Airstriker-Genesis-v0",
+         "--policy", "random", "--episodes", str(episodes), "--max-steps", "300", "--out", str(out),
+         "--port", "0", "--no-progress"],
+        check=True, cwd=ROOT, stderr=subprocess.DEVNULL,
+    )
+
+
+def rate(fn: Callable[[], object], seconds: float, min_calls: int = 5) -> float:
+    """Calls per second of ``fn`` over about ``seconds`` (after 3 warm-up calls)."""
+    for _ in range(3):
+        fn()
+    n, t0 = 0, time.perf_counter()
+    while n < min_calls or time.perf_counter() - t0 < seconds:
+        fn()
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def ours(store: ReplayStore, algo: Algo, batch: int, device: torch.device, seconds: float) -> float:
+    cfg = TrainConfig(algo=algo, batch_size=batch, device=device.type)
+    rng = seed_everything(0)
+    learner = Learner(cfg, store.state_shape, len(store.info.action_names), device)  # type: ignore[union-attr]
+    feeder = DeviceFeeder(store, rng, batch, device)
+
+    def step() -> None:
+        learner.update(*feeder.next())
+        feeder.release()
+
+    r = rate(step, seconds)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return r
+
+
+def d3rlpy_dataset(cache: FrameCache, d3: object) -> object:
+    """The cached frames as a d3rlpy MDPDataset with 4-frame stacking at sample time."""
+    import d3rlpy  # noqa: F401  (ensured above)
+    from d3rlpy.dataset import FrameStackTransitionPicker, MDPDataset
+
+    steps = cache.episode_steps
+    # d3rlpy stores one observation per step (it has no final observation per episode).
+    starts = np.concatenate([[0], np.cumsum(steps + 1)[:-1]])
+    obs_rows = np.concatenate([np.arange(s, s + n) for s, n in zip(starts, steps, strict=True)])
+    ends = np.cumsum(steps) - 1
+    timeouts = cache.truncated.copy()
+    timeouts[ends] |= ~cache.terminated[ends]
+    return MDPDataset(
+        observations=np.asarray(cache.frames[obs_rows]),
+        actions=cache.actions.astype(np.int64),
+        rewards=np.clip(cache.rewards, -1, 1).astype(np.float32),
+        terminals=cache.terminated.astype(np.float32),
+        timeouts=timeouts.astype(np.float32),
+        transition_picker=FrameStackTransitionPicker(n_frames=4),
+    )
+
+
+def theirs(dataset: object, name: str, batch: int, device: torch.device, seconds: float) -> tuple[float, float]:
+    import d3rlpy
+
+    kwargs = dict(
+        batch_size=batch, learning_rate=1e-4, target_update_interval=2000,
+        observation_scaler=d3rlpy.preprocessing.PixelObservationScaler(),
+        reward_scaler=None,
+    )
+    cfg = (d3rlpy.algos.DoubleDQNConfig if name == "DoubleDQN" else d3rlpy.algos.DiscreteCQLConfig)(**kwargs)
+    algo = cfg.create(device="cuda:0" if device.type == "cuda" else "cpu:0")
+    algo.build_with_dataset(dataset)
+    samples = rate(lambda: dataset.sample_transition_batch(batch), seconds / 2)  # type: ignore[attr-defined]
+    updates = rate(lambda: algo.update(dataset.sample_transition_batch(batch)), seconds)  # type: ignore[attr-defined]
+    return samples, updates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, help="Episode folder (default: record a fresh one).")
+    parser.add_argument("--steps", type=int, default=3000, help="Steps to record without --data.")
+    parser.add_argument("--seconds", type=float, default=8.0, help="Time per measurement.")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default).")
+    parser.add_argument("--skip-d3rlpy", action="store_true")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    d3 = None if args.skip_d3rlpy else ensure_d3rlpy()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = args.data
+        if data is None:
+            data = Path(tmp) / "data"
+            print(f"recording {args.steps} Airstriker steps (random policy) ...", flush=True)
+            record_data(data, args.steps)
+        files = sorted(data.glob("*.h5"))
+        cfg = TrainConfig(files=tuple(map(str, files)), cache_dir=str(Path(tmp) / "cache"))
+        store = open_store(cfg)
+        cache = FrameCache.open(files, cfg.preprocess, Path(cfg.cache_dir))
+        print(f"data: {len(files)} episodes, {len(store)} transitions, {device}, "
+              f"{torch.get_num_threads()} torch threads, torch {torch.__version__}\n", flush=True)
+
+        rows: list[tuple[str, int, float, float]] = []  # (what, batch, updates/s, transitions/s)
+        rng = np.random.default_rng(0)
+        for b in (32, 256):
+            s = rate(lambda b=b: store.sample(b, rng), args.seconds / 2)
+            rows.append(("sonic-rl replay sampling", b, float("nan"), s * b))
+        for algo in (Algo.DQN, Algo.DOUBLE, Algo.CQL):
+            for b in (32, 256):
+                u = ours(store, algo, b, device, args.seconds)
+                rows.append((f"sonic-rl {algo.value}", b, u, u * b))
+                print(f"  sonic-rl {algo.value:6s} batch {b:3d}: {u:8.1f} updates/s", flush=True)
+        if d3 is not None:
+            dataset = d3rlpy_dataset(cache, d3)
+            for name in ("DoubleDQN", "DiscreteCQL"):
+                for b in (32, 256):
+                    s, u = theirs(dataset, name, b, device, args.seconds)
+                    if name == "DoubleDQN":
+                        rows.append(("d3rlpy 2.8.1 sampling", b, float("nan"), s * b))
+                    rows.append((f"d3rlpy 2.8.1 {name}", b, u, u * b))
+                    print(f"  d3rlpy {name:11s} batch {b:3d}: {u:8.1f} updates/s", flush=True)
+
+    print("\n| what | batch | updates/s | transitions/s |\n|---|---:|---:|---:|")
+    for what, b, u, t in rows:
+        print(f"| {what} | {b} | {'' if np.isnan(u) else f'{u:.1f}'} | {t:,.0f} |")
+    by = {(w, b): u for w, b, u, _ in rows}
+    print()
+    for b in (32, 256):
+        samp = {w: t for w, bb, _, t in rows if bb == b and "sampling" in w}
+        upd = by[("sonic-rl cql", b)] * b
+        print(f"batch {b}: sampling / CQL training throughput = {samp['sonic-rl replay sampling'] / upd:.0f}x")
+        for ours_name, their in (("sonic-rl double", "d3rlpy 2.8.1 DoubleDQN"),
+                                 ("sonic-rl cql", "d3rlpy 2.8.1 DiscreteCQL")):
+            if (their, b) in by:
+                print(f"batch {b}: {ours_name} / {their} = {by[(ours_name, b)] / by[(their, b)]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

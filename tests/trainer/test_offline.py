@@ -1,0 +1,132 @@
+"""Training loop, checkpoints and resume on hand-built episode files (CPU, tiny budgets)."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import fractions
+from pathlib import Path
+
+import pytest
+import torch
+
+from recorder.errors import ConfigError, DatasetError
+from trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from trainer.config import Algo, PreprocessConfig, TrainConfig
+from trainer.learner import resolve_device
+from trainer.offline import train_offline
+
+
+def _config(files: list[Path], cache: Path, **kw: object) -> TrainConfig:
+    base = TrainConfig(
+        files=tuple(str(f) for f in files), algo=Algo.CQL, updates=6, batch_size=8, n_step=2,
+        target_update=2, seed=3, device="cpu", log_every=2, checkpoint_every=3,
+        preprocess=PreprocessConfig(height=36, width=36), cache_dir=str(cache),
+    )
+    return dataclasses.replace(base, **kw)  # type: ignore[arg-type]
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    ckpt = latest_checkpoint(run)
+    assert ckpt is not None
+    return load_checkpoint(ckpt)["model"]
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_training_is_deterministic_on_cpu_for_a_seed(two_episode_files: list[Path], tmp_path: Path) -> None:
+    cfg = _config(two_episode_files, tmp_path / "cache")
+    train_offline(cfg, tmp_path / "a", progress=False, tensorboard=False)
+    train_offline(cfg, tmp_path / "b", progress=False, tensorboard=False)
+    train_offline(dataclasses.replace(cfg, seed=4), tmp_path / "c", progress=False, tensorboard=False)
+    assert _same(_weights(tmp_path / "a"), _weights(tmp_path / "b"))
+    assert not _same(_weights(tmp_path / "a"), _weights(tmp_path / "c"))
+
+
+@pytest.mark.parametrize("algo", list(Algo))
+def test_run_folder_holds_config_metrics_and_complete_checkpoints(
+    algo: Algo, two_episode_files: list[Path], tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    result = train_offline(_config(two_episode_files, tmp_path / "cache", algo=algo), run, progress=False)
+    assert result.updates == 6
+    assert TrainConfig.load(run / "config.json").algo is algo
+    rows = list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
+    assert [int(r["update"]) for r in rows] == [2, 4, 6]
+    assert all(float(r["loss"]) >= 0 for r in rows)
+    assert list((run / "tb").iterdir())
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert names == ["ckpt-000000003.pt", "ckpt-000000006.pt"]
+    state = load_checkpoint(run / "checkpoints" / names[-1])
+    assert state["updates"] == 6 and state["config"]["algo"] == algo.value
+    assert state["dataset"]["game"] == "Airstriker-Genesis-v0"
+    assert set(state["target"]) == set(state["model"])
+    assert state["optimizer"]["state"]
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(
+    two_episode_files: list[Path], tmp_path: Path
+) -> None:
+    cfg = _config(two_episode_files, tmp_path / "cache", target_update=4)
+    train_offline(cfg, tmp_path / "straight", progress=False, tensorboard=False)
+    train_offline(dataclasses.replace(cfg, updates=3), tmp_path / "split", progress=False, tensorboard=False)
+    # Updates is the one learning-neutral flag a resume may raise.
+    result = train_offline(cfg, tmp_path / "split", resume=True, explicit=["updates"], progress=False,
+                           tensorboard=False)
+    assert result.updates == 6
+    assert _same(_weights(tmp_path / "straight"), _weights(tmp_path / "split"))
+    straight = load_checkpoint(latest_checkpoint(tmp_path / "straight"))  # type: ignore[arg-type]
+    split = load_checkpoint(latest_checkpoint(tmp_path / "split"))  # type: ignore[arg-type]
+    assert _same(straight["target"], split["target"])
+    assert straight["rng"]["state"] == split["rng"]["state"]
+    rows = list(csv.DictReader((tmp_path / "split" / "metrics.csv").read_text().splitlines()))
+    assert [int(r["update"]) for r in rows] == [2, 3, 4, 6]
+
+
+def test_a_run_folder_from_another_config_needs_resume(two_episode_files: list[Path], tmp_path: Path) -> None:
+    cfg = _config(two_episode_files, tmp_path / "cache", updates=2)
+    train_offline(cfg, tmp_path / "run", progress=False, tensorboard=False)
+    with pytest.raises(ConfigError, match=r"another config .*lr.*--resume"):
+        train_offline(dataclasses.replace(cfg, lr=1e-3), tmp_path / "run", progress=False)
+    with pytest.raises(ConfigError, match="already holds a run; pass --resume"):
+        train_offline(cfg, tmp_path / "run", progress=False)
+    with pytest.raises(ConfigError, match="--lr differs"):
+        train_offline(dataclasses.replace(cfg, lr=1e-3), tmp_path / "run", resume=True, explicit=["lr"],
+                      progress=False)
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        train_offline(cfg, tmp_path / "other", resume=True, progress=False)
+
+
+def test_resume_with_other_episode_files_is_refused(two_episode_files: list[Path], tmp_path: Path) -> None:
+    cfg = _config(two_episode_files, tmp_path / "cache", updates=2)
+    train_offline(cfg, tmp_path / "run", progress=False, tensorboard=False)
+    other = dataclasses.replace(cfg, files=(str(two_episode_files[0]),), updates=4)
+    with pytest.raises(DatasetError, match="differ from the ones"):
+        train_offline(other, tmp_path / "run", resume=True, explicit=["files", "updates"], progress=False)
+
+
+def test_checkpoints_are_atomic_and_refuse_arbitrary_pickles(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoints" / "ckpt-000000001.pt"
+    with pytest.raises(ValueError):
+        save_checkpoint(path, {"model": {}})
+    assert not path.exists() and not list(tmp_path.rglob("*.partial*"))
+
+    # Any class outside torch's weights_only allow-list stands for a malicious pickle.
+    torch.save({"model": fractions.Fraction(1, 3)}, tmp_path / "evil.pt")
+    with pytest.raises(ConfigError, match="not a readable"):
+        load_checkpoint(tmp_path / "evil.pt")
+    (tmp_path / "half.pt").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ConfigError):
+        load_checkpoint(tmp_path / "half.pt")
+
+
+def test_cuda_asked_for_without_cuda_is_one_clear_line() -> None:
+    if torch.cuda.is_available():
+        assert resolve_device("cuda").type == "cuda"
+        return
+    with pytest.raises(ConfigError, match="CUDA is not available") as err:
+        resolve_device("cuda")
+    assert "\n" not in str(err.value)
+    assert resolve_device("auto").type == "cpu"

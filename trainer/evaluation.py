@@ -1,0 +1,192 @@
+"""``sonic-train eval``: play a checkpoint on the embedded emulator through the recorder.
+
+The Q-network plays as a recorder policy (``recorder.policy.Policy``), so
+evaluation runs the same server, client and episode rules as recording, and
+``--record DIR`` saves the evaluation episodes as ordinary episode files. The
+policy preprocesses each screen with the replay store's own function and keeps
+its own frame stack, which it refills with the first frame after ``reset()``,
+exactly as the store repeats an episode's first frame (trainer.replay).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recorder.errors import ConfigError
+from recorder.policy import Observation
+from trainer.checkpoint import latest_checkpoint, load_checkpoint
+from trainer.config import DeviceChoice, PreprocessConfig, TrainConfig
+from trainer.learner import resolve_device
+from trainer.network import QNetwork
+from trainer.preprocessing import preprocess_frames
+
+__all__ = ["EvalReport", "QPolicy", "evaluate", "load_policy"]
+
+
+class QPolicy:
+    """Greedy (or epsilon-greedy) action from a Q-network over the last ``frame_stack`` screens."""
+
+    def __init__(
+        self,
+        network: QNetwork,
+        preprocess: PreprocessConfig,
+        frame_stack: int,
+        *,
+        device: torch.device | str = "cpu",
+        epsilon: float = 0.0,
+        seed: int = 0,
+        policy_id: str = "dqn",
+    ) -> None:
+        if not 0.0 <= epsilon <= 1.0:
+            raise ConfigError(f"--epsilon {epsilon} must lie in [0, 1]")
+        self.network = network.eval()
+        self.preprocess = preprocess
+        self.frame_stack = frame_stack
+        self.device = torch.device(device)
+        self.epsilon = epsilon
+        self.policy_id = policy_id
+        self.metadata: dict[str, str] = {"policy": policy_id, "epsilon": str(epsilon)}
+        self._rng = np.random.default_rng(seed)
+        self._stack: np.ndarray | None = None
+        self.last_q: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self._stack = None
+
+    def observe(self, frame: np.ndarray) -> np.ndarray:
+        """Push one RGB screen; return the (stack*C, h, w) uint8 state."""
+        f = preprocess_frames(frame[None], self.preprocess)[0]  # (C, h, w)
+        c = f.shape[0]
+        if self._stack is None:
+            self._stack = np.concatenate([f] * self.frame_stack, axis=0)
+        else:
+            self._stack[:-c] = self._stack[c:]
+            self._stack[-c:] = f
+        return self._stack
+
+    def act(self, obs: Observation) -> int:
+        state = self.observe(obs.frame)
+        with torch.inference_mode():
+            q = self.network(torch.from_numpy(state[None]).to(self.device))[0].float().cpu().numpy()
+        self.last_q = q
+        if self.epsilon > 0 and self._rng.random() < self.epsilon:
+            return int(self._rng.integers(q.shape[0]))
+        return int(q.argmax())
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalReport:
+    returns: tuple[float, ...]
+    lengths: tuple[int, ...]
+    checkpoint: Path
+    paths: tuple[Path, ...] = ()
+
+    @property
+    def mean_return(self) -> float:
+        return statistics.fmean(self.returns)
+
+    @property
+    def std_return(self) -> float:
+        return statistics.pstdev(self.returns)
+
+    @property
+    def median_return(self) -> float:
+        return statistics.median(self.returns)
+
+    @property
+    def mean_length(self) -> float:
+        return statistics.fmean(self.lengths)
+
+    @property
+    def median_length(self) -> float:
+        return statistics.median(self.lengths)
+
+
+def load_policy(
+    checkpoint: Path, *, device: torch.device, epsilon: float = 0.0, seed: int = 0
+) -> tuple[QPolicy, dict[str, object]]:
+    """The policy stored in a checkpoint, and the checkpoint's dataset description."""
+    state = load_checkpoint(checkpoint, map_location=device)
+    config = TrainConfig.from_dict(state["config"])
+    dataset = dict(state["dataset"])
+    c = config.frame_stack * config.preprocess.channels
+    net = QNetwork(
+        c, len(dataset["action_names"]), height=config.preprocess.height, width=config.preprocess.width,
+        dueling=config.dueling,
+    ).to(device)
+    net.load_state_dict(state["model"])
+    policy = QPolicy(
+        net, config.preprocess, config.frame_stack, device=device, epsilon=epsilon, seed=seed,
+        policy_id=f"{config.algo.value}@{checkpoint}",
+    )
+    return policy, dataset
+
+
+def evaluate(
+    run_dir: Path,
+    *,
+    episodes: int = 5,
+    checkpoint: Path | None = None,
+    record_dir: Path | None = None,
+    max_steps: int | None = None,
+    epsilon: float = 0.0,
+    device: DeviceChoice = DeviceChoice.CPU,
+    seed: int = 0,
+    progress: bool = True,
+) -> EvalReport:
+    """Play ``episodes`` episodes with the run's latest checkpoint (or ``checkpoint``)."""
+    from recorder.profile import load_profile
+    from recorder.recording import RecordConfig, record
+
+    if episodes < 1:
+        raise ConfigError(f"--episodes {episodes} must be at least 1")
+    if checkpoint is None:
+        checkpoint = latest_checkpoint(Path(run_dir))
+        if checkpoint is None:
+            raise ConfigError(f"{run_dir} has no checkpoints; train it with sonic-train offline first")
+    dev = resolve_device(device)
+    if dev.type == "cpu":
+        # The emulator client is a second process; leave it a core.
+        torch.set_num_threads(1)
+    policy, dataset = load_policy(checkpoint, device=dev, epsilon=epsilon, seed=seed)
+    game = str(dataset["game"])
+    profile = load_profile(game)
+    if tuple(profile.action_names) != tuple(dataset["action_names"]):  # type: ignore[arg-type]
+        raise ConfigError(
+            f"the {game} profile's actions {list(profile.action_names)} differ from the ones the "
+            f"checkpoint was trained on {list(dataset['action_names'])}; use a matching sonic-rl version"  # type: ignore[call-overload]
+        )
+    config = RecordConfig(
+        out=record_dir,
+        game=game,
+        emulator="retro",
+        policy=policy.policy_id,
+        mode="policy",
+        episodes=episodes,
+        max_steps=max_steps,
+        frame_skip=int(dataset["frame_skip"]),  # type: ignore[call-overload]
+        clients=1,
+        seed=seed,
+        port=0,
+        progress=progress,
+    )
+
+    def factory(_profile: object, _seed: int) -> QPolicy:
+        policy.reset()
+        return policy
+
+    result = record(config, policy_factory=factory)  # type: ignore[arg-type]
+    done = sorted(result.episodes, key=lambda e: e.episode)[:episodes]
+    if not done:
+        raise ConfigError("the emulator finished no episode; see the messages above")
+    return EvalReport(
+        returns=tuple(float(e.episode_return) for e in done),
+        lengths=tuple(int(e.steps) for e in done),
+        checkpoint=checkpoint,
+        paths=tuple(e.path for e in done if e.path is not None),
+    )

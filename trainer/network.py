@@ -1,0 +1,57 @@
+"""The Q-network: the Nature DQN CNN (Mnih et al. 2015) with an optional dueling head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from recorder.errors import ConfigError
+
+__all__ = ["QNetwork"]
+
+
+class QNetwork(nn.Module):
+    """Nature CNN: 32x8x8/4, 64x4x4/2, 64x3x3/1, 512 units, one output per action.
+
+    Takes the uint8 frame stack (B, C, h, w) and scales it to [0, 1] itself, so
+    batches stay uint8 (4x smaller) until they are on the device. ``dueling``
+    splits the head into value and advantage streams, the advantage centred on
+    its mean (Wang et al. 2016, eq. 9).
+    """
+
+    def __init__(
+        self, in_channels: int, n_actions: int, *, height: int = 84, width: int = 84, dueling: bool = False
+    ) -> None:
+        if min(height, width) < 36:
+            # 8/4 -> 4/2 -> 3/1 convolutions need at least 36 pixels per side.
+            raise ConfigError(f"frames of {height}x{width} are too small for the Nature CNN; use 36x36 or more")
+        super().__init__()
+        self.n_actions = n_actions
+        self.dueling = dueling
+        self.encoder = nn.Sequential(
+            nn.Conv2d(in_channels, 32, kernel_size=8, stride=4),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(32, 64, kernel_size=4, stride=2),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(64, 64, kernel_size=3, stride=1),
+            nn.ReLU(inplace=True),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            n_features = self.encoder(torch.zeros(1, in_channels, height, width)).shape[1]
+        if dueling:
+            self.value = nn.Sequential(nn.Linear(n_features, 512), nn.ReLU(inplace=True), nn.Linear(512, 1))
+            self.advantage = nn.Sequential(
+                nn.Linear(n_features, 512), nn.ReLU(inplace=True), nn.Linear(512, n_actions)
+            )
+        else:
+            self.head = nn.Sequential(
+                nn.Linear(n_features, 512), nn.ReLU(inplace=True), nn.Linear(512, n_actions)
+            )
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        x = self.encoder(frames.float() * (1.0 / 255.0))
+        if self.dueling:
+            adv = self.advantage(x)
+            return self.value(x) + adv - adv.mean(dim=1, keepdim=True)
+        return self.head(x)
