@@ -34,8 +34,9 @@ if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
     "${PIP[@]}" torch
   else
     echo "setup.sh: no NVIDIA GPU: installing the CPU build of torch" >&2
-    # A CPU wheel already on this machine (pip's find-links) first, else PyTorch's CPU index.
-    "${PIP[@]}" --no-index torch==2.13.0 2>/dev/null \
+    # The +cpu build where pip can see one (a local wheel folder, a configured mirror); otherwise
+    # PyTorch's own CPU index (PyPI's Linux wheels are CUDA builds).
+    "${PIP[@]}" "torch==2.13.0+cpu" 2>/dev/null \
       || "${PIP[@]}" torch --index-url https://download.pytorch.org/whl/cpu
   fi
 fi

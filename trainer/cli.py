@@ -12,6 +12,7 @@ import click
 
 from recorder.errors import ConfigError, DatasetError, UsageError
 from trainer.config import Algo, DeviceChoice, PreprocessConfig, TrainConfig
+from trainer.online import online
 
 __all__ = ["cli", "main"]
 
@@ -176,6 +177,9 @@ def eval_(
     )
     if record_dir is not None:
         click.echo(f"episodes saved in {record_dir}")
+
+
+cli.add_command(online)
 
 
 def main() -> None:
