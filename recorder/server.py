@@ -42,6 +42,7 @@ from recorder.errors import (
     ProtocolError,
     UnexpectedMessage,
     UnknownGame,
+    UsageError,
 )
 from recorder.policy import Observation as PolicyObservation
 from recorder.policy import Policy, make_policy
@@ -147,7 +148,11 @@ class Recorder:
         if config.out is not None:
             config.out.mkdir(parents=True, exist_ok=True)
         if config.game:
-            load_profile(config.game)  # fail at start, not at the first connection
+            # Fail at start, not at the first connection: an unknown game, or a policy that cannot
+            # play it (e.g. the scripted explorer on a profile without an [explorer] section).
+            profile = load_profile(config.game)
+            if policy_factory is None and config.mode == p.Mode.POLICY:
+                make_policy(config.policy, profile, config.seed)
 
     # -- episode budget ------------------------------------------------------------------
     def claim_episode(self) -> bool:
@@ -320,7 +325,11 @@ class Connection:
             self.profile.id, self.mode.name.lower(),
         )  # fmt: skip
         if self.mode == p.Mode.POLICY:
-            self.policy = self.recorder.policy_factory(self.profile, self.config.seed + self.index)
+            try:
+                self.policy = self.recorder.policy_factory(self.profile, self.config.seed + self.index)
+            except UsageError as exc:  # e.g. the run's action set differs from this client's game
+                msg = f"the recorder cannot play {self.profile.id}: {exc}"
+                raise ProtocolError(msg, ErrorCode.BAD_CONFIG) from None
             await self._reset_or_stop()
 
     def _choose_profile(self, hello: p.Hello) -> GameProfile:

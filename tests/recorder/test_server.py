@@ -268,3 +268,12 @@ def test_human_episode_ends_on_game_over_and_the_next_starts_in_place(out: Path)
     with EpisodeReader(files[0]) as first, EpisodeReader(files[1]) as second:
         assert first.n_steps == 2 and first.terminated()[-1]
         assert second.n_steps == 1 and second.frame_counters().tolist() == [8, 12]
+
+
+def test_a_policy_that_cannot_play_the_game_is_refused_in_words(out: Path) -> None:
+    def factory(profile, seed):  # type: ignore[no-untyped-def]
+        raise ConfigError("this run was trained on another action set")
+
+    with running_recorder(ServerConfig(out=out, port=0), policy_factory=factory) as rec, client(rec) as ws:
+        handshake(ws, mode=p.Mode.POLICY)
+        assert "another action set" in expect_error(ws, ErrorCode.BAD_CONFIG)
