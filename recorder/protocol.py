@@ -52,6 +52,7 @@ __all__ = [
     "PixelFormat",
     "Reset",
     "SendFlag",
+    "Status",
     "Step",
     "Stop",
     "StopReason",
@@ -87,6 +88,7 @@ class Kind(enum.IntEnum):
     RESET = 0x43
     EPISODE_END = 0x44
     STOP = 0x45
+    STATUS = 0x46
     ERROR = 0x7F
 
 
@@ -306,6 +308,22 @@ class EpisodeEnd:
 
 
 @dataclass(frozen=True)
+class Status:
+    """Progress of the open episode, for the client's display only (issue 3: "last reward").
+
+    Purely informational: it never overrides the player or changes the session, so a client
+    may ignore it, and must accept it at any time after WELCOME.
+    """
+
+    episode: int
+    steps: int  # steps of the episode so far, the latest included
+    last_reward: float  # reward of the latest step
+    episode_return: float  # sum of the episode's rewards so far
+
+    kind = Kind.STATUS
+
+
+@dataclass(frozen=True)
 class Stop:
     reason: StopReason = StopReason.DONE
     message: str = ""
@@ -321,9 +339,7 @@ class Error:
     kind = Kind.ERROR
 
 
-Message = (
-    Hello | Welcome | EpisodeBegin | Step | FramesDropped | Action | Reset | EpisodeEnd | Stop | Error
-)
+Message = Hello | Welcome | EpisodeBegin | Step | FramesDropped | Action | Reset | EpisodeEnd | Status | Stop | Error
 
 # --- primitives -------------------------------------------------------------------------
 
@@ -337,6 +353,7 @@ _ACTION = struct.Struct("<BIIhI")  # kind, seq, buttons, action, policy_version
 _RESET = struct.Struct("<BIB")
 _END_HEAD = struct.Struct("<BIIBBd")  # kind, episode, steps, reason, flags, return
 _DROPPED = struct.Struct("<BIIQQ")
+_STATUS = struct.Struct("<BIIdd")  # kind, episode, steps, last reward, episode return (25 bytes)
 _WELCOME_MID = struct.Struct("<BBBII")  # mode, frame skip, send flags, step timeout ms, max steps
 _HELLO_MID = struct.Struct("<BHHBI")  # mode, width, height, pixel format, ram size
 
@@ -536,6 +553,8 @@ def encode(msg: Message) -> bytes:
             _END_HEAD.pack(Kind.EPISODE_END, msg.episode, msg.steps, msg.reason, flags, msg.episode_return),
             _string(msg.file_name, "file name"),
         ]
+    elif isinstance(msg, Status):
+        return _STATUS.pack(Kind.STATUS, msg.episode, msg.steps, msg.last_reward, msg.episode_return)
     elif isinstance(msg, FramesDropped):
         return _DROPPED.pack(Kind.FRAMES_DROPPED, msg.first_seq, msg.count, msg.first_frame, msg.last_frame)
     elif isinstance(msg, Stop):
@@ -670,6 +689,12 @@ def _decode_dropped(r: _Reader) -> FramesDropped:
     return FramesDropped(first_seq, count, first_frame, last_frame)
 
 
+def _decode_status(r: _Reader) -> Status:
+    r.pos = 0
+    _, episode, steps, last_reward, episode_return = r.unpack(_STATUS, "STATUS")
+    return Status(episode, steps, last_reward, episode_return)
+
+
 def _decode_stop(r: _Reader) -> Stop:
     reason = _enum(StopReason, r.u8("stop reason"), "stop reason")
     return Stop(StopReason(reason), r.string("stop message"))
@@ -688,6 +713,7 @@ _DECODERS = {
     Kind.ACTION: _decode_action,
     Kind.RESET: _decode_reset,
     Kind.EPISODE_END: _decode_end,
+    Kind.STATUS: _decode_status,
     Kind.STOP: _decode_stop,
     Kind.ERROR: _decode_error,
 }

@@ -153,6 +153,10 @@ def run_client(config: ClientConfig) -> int:
                                                     emu.observation())))  # fmt: skip
                 elif isinstance(msg, p.EpisodeEnd):
                     log.info("episode %d: %d steps, return %.1f", msg.episode, msg.steps, msg.episode_return)
+                elif isinstance(msg, p.Status):
+                    # Display only (docs/protocol.md, STATUS): this client has no window, just a log.
+                    log.debug("episode %d, step %d: reward %.1f, return %.1f", msg.episode, msg.steps,
+                              msg.last_reward, msg.episode_return)  # fmt: skip
                 elif isinstance(msg, p.Stop):
                     log.info("recorder says stop: %s", msg.message)
                     return 0

@@ -48,11 +48,16 @@ from recorder.policy import Observation as PolicyObservation
 from recorder.policy import Policy, make_policy
 from recorder.profile import EpisodeJudge, GameProfile, find_profile_for_rom, load_profile
 
-__all__ = ["EpisodeSummary", "PolicyFactory", "Recorder", "RecorderStats", "ServerConfig"]
+__all__ = ["STATUS_EVERY_STEPS", "EpisodeSummary", "PolicyFactory", "Recorder", "RecorderStats", "ServerConfig"]
 
 log = logging.getLogger("sonic_rl.recorder")
 
 HANDSHAKE_TIMEOUT_S = 10.0
+
+#: A STATUS message (last reward, return so far) goes to the client after every this many steps of
+#: an episode: about 4 a second at 60 frames/s and frame skip 4, enough for the tool window's
+#: "last reward" (issue 3) at a negligible 25 bytes each.
+STATUS_EVERY_STEPS = 15
 
 #: Builds the policy for one policy-mode connection: (profile, seed) -> Policy.
 PolicyFactory = Callable[[GameProfile, int], Policy]
@@ -565,6 +570,12 @@ class Connection:
             reward=float(reward),
         )
         self.last_obs = (frame, ram, msg.frame)
+        if self.steps % STATUS_EVERY_STEPS == 0:
+            # After the ACTION (policy mode), so it adds no lockstep latency; before EPISODE_END on
+            # an episode's last step, so it still names the episode it reports on. Display only: a
+            # client that already closed must not stop us recording the STEPs it sent before closing.
+            with contextlib.suppress(ConnectionClosed):
+                await self._send(p.Status(self.episode, self.steps, float(reward), self.episode_return))
         if end is not None:
             await self._episode_over(end)
 

@@ -47,6 +47,7 @@ namespace SonicRL.Tool.Headless
             Console.WriteLine("action " + Hex(Codec.Encode(new ActionMsg { Seq = 1, Buttons = 0x80, Action = 1, PolicyVersion = 0 })));
             Console.WriteLine("error " + Hex(Codec.Encode(new ErrorMsg { Code = 4004, Text = "bad token" })));
             Console.WriteLine("dropped " + Hex(Codec.Encode(new FramesDropped { FirstSeq = 9, Count = 3, FirstFrame = 40, LastFrame = 51 })));
+            Console.WriteLine("status " + Hex(Codec.Encode(new StatusMsg { Episode = 2, Steps = 30, LastReward = 1.5, Return = -12.25 })));
             string line;
             while ((line = Console.In.ReadLine()) != null)
             {

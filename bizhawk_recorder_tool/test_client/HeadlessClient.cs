@@ -61,6 +61,12 @@ namespace SonicRL.Tool.Headless
             return a.TryGetValue(key, out v) ? int.Parse(v, CultureInfo.InvariantCulture) : dflt;
         }
 
+        /// <summary>A double that parses back to the same bits (JSON and the stderr line).</summary>
+        static string Num(double v)
+        {
+            return v.ToString("R", CultureInfo.InvariantCulture);
+        }
+
         static string Str(Dictionary<string, string> a, string key, string dflt)
         {
             string v;
@@ -152,6 +158,12 @@ namespace SonicRL.Tool.Headless
                 {
                     log.WriteLine("{\"t\":\"reset\",\"episode\":" + ((Reset)msg).Episode + "}");
                 }
+                else if (msg.Kind == Kind.Status)
+                {
+                    StatusMsg m = (StatusMsg)msg;
+                    log.WriteLine("{\"t\":\"status\",\"episode\":" + m.Episode + ",\"steps\":" + m.Steps
+                                  + ",\"reward\":" + Num(m.LastReward) + ",\"return\":" + Num(m.Return) + "}");
+                }
             };
 
             Stopwatch clock = Stopwatch.StartNew();
@@ -197,6 +209,10 @@ namespace SonicRL.Tool.Headless
             SessionStatus st = session.Status();
             if (log != null) log.Close();
             Console.Error.WriteLine("[tool] final: " + st.Summary());
+            StatusMsg last = session.LastStatus;
+            if (last != null)
+                Console.Error.WriteLine("status: episode " + last.Episode + " steps " + last.Steps + " reward "
+                                        + Num(last.LastReward) + " return " + Num(last.Return));
             Console.Out.WriteLine("frames=" + frames + " steps=" + stepsBuilt + " dropped=" + st.DroppedSteps
                                   + " unsynced=" + st.UnsyncedFrames + " mismatched=" + st.ButtonMismatchFrames
                                   + " loads=" + emu.LoadCount + " seconds=" + (clock.ElapsedMilliseconds / 1000.0).ToString("0.00", CultureInfo.InvariantCulture));

@@ -32,6 +32,7 @@ import numpy as np
 import pytest
 
 from dataset.episode import EndReason, EpisodeReader
+from recorder.server import STATUS_EVERY_STEPS
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / "bizhawk_recorder_tool"
@@ -157,6 +158,24 @@ def episodes(out: Path) -> list[EpisodeReader]:
     return sorted(readers, key=lambda r: r.meta.episode_index)
 
 
+def check_statuses(eps: list[EpisodeReader], sent: list[dict], stderr: str) -> list[dict]:
+    """Every STATUS the C# client received names a step of a saved episode, with its reward and return."""
+    statuses = [e for e in sent if e["t"] == "status"]
+    for st in statuses:
+        rewards = eps[st["episode"]].rewards()
+        assert st["steps"] % STATUS_EVERY_STEPS == 0 and 0 < st["steps"] <= len(rewards), st
+        assert st["reward"] == rewards[st["steps"] - 1], st
+        assert st["return"] == pytest.approx(float(rewards[: st["steps"]].sum()), abs=1e-9), st
+    last = statuses[-1]
+    # What the tool window shows as "last reward (return so far)", printed by the headless client.
+    assert f"status: episode {last['episode']} steps {last['steps']} reward" in stderr
+    line = next(x for x in stderr.splitlines() if x.startswith("status: "))
+    _, _, ep, _, steps, _, reward, _, ret = line.split()
+    shown = (int(ep), int(steps), float(reward), float(ret))
+    assert shown == (last["episode"], last["steps"], last["reward"], last["return"])
+    return statuses
+
+
 def check_observations(reader: EpisodeReader, by_frame: dict[int, dict]) -> None:
     """Every stored frame and RAM equals what the client sent for that frame counter."""
     counters = reader.frame_counters()
@@ -205,6 +224,11 @@ def test_human_mode_records_exactly_what_the_client_sent(headless: Path, tmp_pat
         assert r.gaps().shape == (0, 3)
         recorded_steps += r.n_steps
     assert recorded_steps == 300
+    # STATUS after steps 15, 30, ..., 150 of both episodes; the last one (step 150, sent just before
+    # EPISODE_END) carries the saved episode's whole return.
+    statuses = check_statuses(eps, sent, res.stderr)
+    assert [(st["episode"], st["steps"]) for st in statuses] == [(e, 15 * k) for e in (0, 1) for k in range(1, 11)]
+    assert statuses[-1]["return"] == float(eps[1].rewards().sum()) == 600.0
 
 
 def test_policy_mode_lockstep_buttons_and_resets(headless: Path, tmp_path: Path) -> None:
@@ -244,6 +268,10 @@ def test_policy_mode_lockstep_buttons_and_resets(headless: Path, tmp_path: Path)
         moved |= any(x != 0 for x in xs)
         assert r.start_state() == START_FRAME.to_bytes(8, "little") + bytes(8)
     assert moved, "a random policy over 160 steps should move the ship"
+    # One STATUS per 20-step episode (after step 15), received between the lockstep ACTIONs.
+    statuses = check_statuses(eps, sent, res.stderr)
+    assert [(st["episode"], st["steps"]) for st in statuses] == [(e, 15) for e in range(n_eps)]
+    assert all(st["reward"] == 4.0 and st["return"] == 60.0 for st in statuses)
 
 
 def test_disconnect_mid_episode_is_saved_truncated(headless: Path, tmp_path: Path) -> None:
@@ -371,6 +399,8 @@ def test_csharp_codec_matches_the_python_codec_byte_for_byte(headless: Path) -> 
         p.Stop(p.StopReason.SHUTDOWN, "recorder shutting down"),
         p.Error(4006, "client does not fit profile: ü"),
         p.FramesDropped(9, 3, 40, 51),
+        p.Status(2, 30, 1.5, -12.25),
+        p.Status(0, 4500, -0.1, 1e300),
     ]
     bad = [b"\x42\x01\x00", b"\x99", p.encode(p.Reset(1, True)) + b"\x00"]
     stdin = "\n".join(p.encode(m).hex() for m in server_msgs) + "\n" + "\n".join(b.hex() for b in bad) + "\n"
@@ -379,7 +409,7 @@ def test_csharp_codec_matches_the_python_codec_byte_for_byte(headless: Path) -> 
     )
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
-    own = dict(line.split(" ", 1) for line in lines[:5])
+    own = dict(line.split(" ", 1) for line in lines[:6])
     obs = p.Observation(2, 1, p.PixelFormat.BGRA32, bytes(range(8)), b"\x01\x02")
     hello = p.Hello(
         "c", "1", "e", "core", "GEN", "rom", "abc", 320, 224, p.PixelFormat.RGB24, 65536, ("B", "A"),
@@ -390,9 +420,10 @@ def test_csharp_codec_matches_the_python_codec_byte_for_byte(headless: Path) -> 
     assert own["action"] == "420100000080000000010000000000"  # docs/protocol.md, ACTION example
     assert own["error"] == "7fa40f090062616420746f6b656e"  # docs/protocol.md, ERROR example
     assert bytes.fromhex(own["dropped"]) == p.encode(p.FramesDropped(9, 3, 40, 51))
-    roundtrips = lines[5 : 5 + len(server_msgs)]
+    assert own["status"] == "46020000001e000000000000000000f83f00000000008028c0"  # docs/protocol.md, STATUS example
+    roundtrips = lines[6 : 6 + len(server_msgs)]
     for msg, line in zip(server_msgs, roundtrips, strict=True):
         assert line.startswith("roundtrip ") and bytes.fromhex(line.split()[-1]) == p.encode(msg)
-    refused = lines[5 + len(server_msgs) :]
+    refused = lines[6 + len(server_msgs) :]
     assert [line.split()[1] for line in refused] == ["4000", "4001", "4000"]
     assert "trailing" in refused[2]

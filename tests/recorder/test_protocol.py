@@ -55,6 +55,11 @@ def test_small_messages_match_the_document() -> None:
     assert p.encode(p.Error(4004, "bad token")) == bytes.fromhex("7f a40f 0900 62616420746f6b656e")
     assert p.encode(p.Reset(3, True)) == bytes.fromhex("43 03000000 01")
     assert p.decode(bytes.fromhex("42 02000000 01000000 ffff 07000000")) == p.Action(2, 1, -1, 7)
+    # STATUS: episode 2, 30 steps, last reward 1.5, return -12.25 (docs/protocol.md, STATUS example).
+    status = bytes.fromhex("46 02000000 1e000000 000000000000f83f 00000000008028c0")
+    assert len(status) == 25
+    assert p.encode(p.Status(2, 30, 1.5, -12.25)) == status
+    assert p.decode(status) == p.Status(2, 30, 1.5, -12.25)
 
 
 ALL = [
@@ -67,6 +72,7 @@ ALL = [
     p.Action(9, 0xFFFFFFFF, 7, 123),
     p.Reset(4, False),
     p.EpisodeEnd(1, 300, 16, False, True, -12.5, "file.h5"),
+    p.Status(7, 4500, -0.25, 1e9),
     p.Stop(p.StopReason.SHUTDOWN, "bye"),
     p.Error(1011, "internal ✓"),
 ]

@@ -13,7 +13,7 @@ from dataset.catalog import check
 from dataset.episode import EndReason, EpisodeReader
 from recorder import protocol as p
 from recorder.errors import ConfigError, ErrorCode
-from recorder.server import Recorder, ServerConfig
+from recorder.server import STATUS_EVERY_STEPS, Recorder, ServerConfig
 from tests.recorder.conftest import H, W, client, handshake, hello, observation, running_recorder
 
 
@@ -38,6 +38,24 @@ def expect_error(ws, code: int) -> str:  # type: ignore[no-untyped-def]
     return msg.message
 
 
+def drain(ws, quiet: float = 0.3) -> list[p.Message]:  # type: ignore[no-untyped-def]
+    """Every message that arrives until none has for ``quiet`` seconds."""
+    msgs = []
+    while True:
+        try:
+            msgs.append(p.decode(ws.recv(timeout=quiet)))
+        except TimeoutError:
+            return msgs
+
+
+def scored(i: int, score: int) -> p.Observation:
+    """observation(i) with the Airstriker score (big-endian u32 at 0xFF024E) set: reward = its increase."""
+    obs = observation(i)
+    ram = bytearray(obs.ram)
+    ram[0x24E:0x252] = score.to_bytes(4, "big")
+    return p.Observation(obs.width, obs.height, obs.pixel_format, obs.pixels, bytes(ram))
+
+
 def begin(ws, episode: int = 0, frame: int = 0) -> None:  # type: ignore[no-untyped-def]
     ws.send(p.encode(p.EpisodeBegin(episode, frame, 0, b"", observation(0))))
 
@@ -54,9 +72,9 @@ def test_human_session_records_exactly_what_was_sent(out: Path) -> None:
             begin(ws, frame=10)
             for seq in range(1, 21):
                 step(ws, seq, 10 + 4 * seq, buttons=(seq, seq + 1, 1 << 7, 0))
-            # The recorder never answers a human-mode step with anything that overrides the player.
-            with pytest.raises(TimeoutError):
-                ws.recv(timeout=0.3)
+            # The recorder never answers a human-mode step with anything that overrides the player:
+            # the only message is the display-only STATUS after step 15.
+            assert drain(ws) == [p.Status(0, STATUS_EVERY_STEPS, 0.0, 0.0)]
         [path] = wait_files(out, 1)
     with EpisodeReader(path) as ep:
         assert ep.n_steps == 20
@@ -111,6 +129,8 @@ def test_policy_session_lockstep_and_step_limit(out: Path) -> None:
                 elif isinstance(msg, p.Stop):
                     assert msg.reason == p.StopReason.DONE
                     break
+                else:
+                    raise AssertionError(f"unexpected {msg}")  # 5-step episodes get no STATUS
         files = wait_files(out, 2)
     assert [e.steps for e in ends] == [5, 5]
     assert all(e.truncated and not e.terminated and e.reason == EndReason.STEP_LIMIT for e in ends)
@@ -125,6 +145,38 @@ def test_policy_session_lockstep_and_step_limit(out: Path) -> None:
         prof = load_profile("Airstriker-Genesis-v0")
         for a, b in zip(actions, ep.buttons(), strict=True):
             assert (b == prof.action_mask(int(a), hello().buttons)).all()
+
+
+def test_status_reports_the_last_reward_and_the_return_so_far(out: Path) -> None:
+    """STATUS after every 15th step (issue 3: the tool window shows the last reward)."""
+    with running_recorder(ServerConfig(out=out, port=0)) as rec, client(rec) as ws:
+        handshake(ws)
+        ws.send(p.encode(p.EpisodeBegin(0, 0, 0, b"", scored(0, 0))))
+        for seq in range(1, 32):  # score k*k after step k: reward 2k - 1, return k*k
+            ws.send(p.encode(p.Step(seq, 4 * seq, 0, (0,) * 4, scored(seq, seq * seq))))
+        assert drain(ws) == [p.Status(0, 15, 29.0, 225.0), p.Status(0, 30, 59.0, 900.0)]
+
+
+def test_policy_mode_status_follows_the_action_and_precedes_the_end(out: Path) -> None:
+    config = ServerConfig(out=out, port=0, policy="random", max_steps=2 * STATUS_EVERY_STEPS, episodes=1)
+    with running_recorder(config) as rec, client(rec) as ws:
+        handshake(ws, mode=p.Mode.POLICY)
+        msgs: list[p.Message] = []
+        while not msgs or not isinstance(msgs[-1], p.Stop):
+            msg = p.decode(ws.recv(timeout=10))
+            msgs.append(msg)
+            if isinstance(msg, p.Reset):
+                ws.send(p.encode(p.EpisodeBegin(msg.episode, 0, 0, b"", scored(0, 0))))
+            elif isinstance(msg, p.Action):
+                ws.send(p.encode(p.Step(msg.seq, 4 * msg.seq, 0, (msg.buttons,) * 4, scored(msg.seq, 3 * msg.seq))))
+    kinds = [m.kind for m in msgs]
+    # Step 15: its ACTION first (no lockstep latency), then STATUS. Step 30, the last: STATUS, then the end.
+    assert kinds[16:18] == [p.Kind.ACTION, p.Kind.STATUS]
+    assert kinds[-4:] == [p.Kind.ACTION, p.Kind.STATUS, p.Kind.EPISODE_END, p.Kind.STOP]
+    statuses = [m for m in msgs if isinstance(m, p.Status)]
+    assert statuses == [p.Status(0, 15, 3.0, 45.0), p.Status(0, 30, 3.0, 90.0)]
+    end = msgs[-2]
+    assert isinstance(end, p.EpisodeEnd) and end.episode_return == statuses[-1].episode_return
 
 
 def test_policy_mode_rejects_a_step_out_of_lockstep(out: Path) -> None:

@@ -308,6 +308,17 @@ namespace SonicRL.Tool
                     w.Str(e.FileName, "file name");
                     return w.ToArray();
                 }
+                case Kind.Status:
+                {
+                    StatusMsg st = (StatusMsg)msg;
+                    w = new WireWriter(25);
+                    w.U8((byte)Kind.Status);
+                    w.U32(st.Episode);
+                    w.U32(st.Steps);
+                    w.F64(st.LastReward);
+                    w.F64(st.Return);
+                    return w.ToArray();
+                }
                 case Kind.Stop:
                 {
                     Stop s = (Stop)msg;
@@ -491,6 +502,15 @@ namespace SonicRL.Tool
                     e.Return = r.F64("EPISODE_END");
                     e.FileName = r.Str("file name");
                     return e;
+                }
+                case Kind.Status:
+                {
+                    StatusMsg st = new StatusMsg();
+                    st.Episode = r.U32("STATUS");
+                    st.Steps = r.U32("STATUS");
+                    st.LastReward = r.F64("STATUS");
+                    st.Return = r.F64("STATUS");
+                    return st;
                 }
                 case Kind.Stop:
                 {

@@ -36,6 +36,7 @@ namespace SonicRL.Tool
         Reset = 0x43,
         EpisodeEnd = 0x44,
         Stop = 0x45,
+        Status = 0x46,
         Error = 0x7F,
     }
 
@@ -273,6 +274,23 @@ namespace SonicRL.Tool
         public bool Truncated;
         public double Return;
         public string FileName = "";
+    }
+
+    /// <summary>
+    /// Display only: the open episode's progress and last reward, sent by the recorder after
+    /// every 15th step (docs/protocol.md, STATUS). It never changes the session; a client may
+    /// ignore it but must accept it at any time after WELCOME.
+    /// </summary>
+    public sealed class StatusMsg : Message
+    {
+        public override Kind Kind { get { return Kind.Status; } }
+        public uint Episode;
+        /// <summary>Steps of the episode so far, the latest included.</summary>
+        public uint Steps;
+        /// <summary>Reward of the latest step (computed by the recorder from RAM, with the game profile).</summary>
+        public double LastReward;
+        /// <summary>Sum of the episode's rewards so far.</summary>
+        public double Return;
     }
 
     public sealed class Stop : Message

@@ -81,6 +81,8 @@ namespace SonicRL.Tool
         long _awaitStartMs;
         ActionMsg _action;
         ActionMsg _nextAction;
+        /// <summary>The recorder's latest STATUS (last reward, return so far), or null.</summary>
+        StatusMsg _lastStatus;
         bool _pausedByUs;
         // Steps skipped because the send queue was full, not yet reported.
         uint _dropFirstSeq;
@@ -109,6 +111,8 @@ namespace SonicRL.Tool
         public Welcome Welcome { get { return _welcome; } }
         public string LastError { get { return _error; } }
         public WebSocketTransport Transport { get { return _transport; } }
+        /// <summary>The recorder's latest STATUS this connection, or null before the first.</summary>
+        public StatusMsg LastStatus { get { return _lastStatus; } }
         public bool IsFinished { get { return _state == SessionState.Stopped || _state == SessionState.Failed; } }
 
         void Say(string line)
@@ -162,6 +166,7 @@ namespace SonicRL.Tool
             _await = Await.Nothing;
             _action = null;
             _nextAction = null;
+            _lastStatus = null;
             _dropCount = 0;
             _welcome = null;
             _transport = new WebSocketTransport(uri, _opt.QueueCapacity);
@@ -629,6 +634,10 @@ namespace SonicRL.Tool
                     }
                     break;
                 }
+                case Kind.Status:
+                    // Display only, in both modes: it never touches the lockstep or the buttons.
+                    _lastStatus = (StatusMsg)msg;
+                    break;
                 case Kind.Stop:
                 {
                     Stop s = (Stop)msg;
@@ -724,6 +733,14 @@ namespace SonicRL.Tool
             s.Episode = _episode;
             s.Step = (long)_seq - _episodeFirstSeq;
             s.LastEpisode = _lastEpisode;
+            // A STATUS of an episode that has ended says nothing about the one being played.
+            if (_lastStatus != null && _lastStatus.Episode == _episode)
+            {
+                s.HasReward = true;
+                s.LastReward = _lastStatus.LastReward;
+                s.EpisodeReturn = _lastStatus.Return;
+                s.RewardStep = _lastStatus.Steps;
+            }
             s.FramesPerSecond = _fps.Rate;
             if (_transport != null)
             {

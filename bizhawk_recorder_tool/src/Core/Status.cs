@@ -27,6 +27,14 @@ namespace SonicRL.Tool
         public uint Episode;
         public long Step;
         public string LastEpisode = "";
+        /// <summary>Whether the recorder has reported a reward for the current episode yet (STATUS).</summary>
+        public bool HasReward;
+        /// <summary>Reward of the step the latest STATUS reports on (the recorder computes it from RAM).</summary>
+        public double LastReward;
+        /// <summary>The current episode's return up to that step.</summary>
+        public double EpisodeReturn;
+        /// <summary>The episode step that STATUS reports on (it comes every 15 steps).</summary>
+        public uint RewardStep;
         public double FramesPerSecond;
         public int Queued;
         public int QueueCapacity;
@@ -41,11 +49,19 @@ namespace SonicRL.Tool
         /// <summary>The last error, with what to do about it, or "".</summary>
         public string Error = "";
 
+        /// <summary>"last reward 4 (return so far 60)", as the window shows it.</summary>
+        public string RewardText()
+        {
+            return "last reward " + LastReward.ToString("0.###") + " (return so far " + EpisodeReturn.ToString("0.###") + ")";
+        }
+
         public string Summary()
         {
             string s = Connection;
             if (State == SessionState.Running)
                 s += " | " + Mode + " | episode " + Episode + ", step " + Step + " | " + FramesPerSecond.ToString("0") + " frames/s";
+            if (State == SessionState.Running && HasReward)
+                s += " | " + RewardText();
             if (WaitingMs > 0)
                 s += " | waiting for the policy " + (WaitingMs / 1000.0).ToString("0.0") + " s of " + (StepTimeoutMs / 1000.0).ToString("0.0") + " s";
             if (LastEpisode.Length > 0) s += " | last: " + LastEpisode;

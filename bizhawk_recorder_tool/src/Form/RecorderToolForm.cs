@@ -38,7 +38,7 @@ namespace SonicRL.Tool.BizHawk
         readonly NumericUpDown _slot = new NumericUpDown { Minimum = 0, Maximum = 10, Value = 1, Width = 60 };
         readonly Button _connect = new Button { Text = "Connect", Width = 125 };
         readonly Button _disconnect = new Button { Text = "Disconnect", Width = 125, Enabled = false };
-        readonly Label _status = new Label { AutoSize = false, Width = 440, Height = 170 };
+        readonly Label _status = new Label { AutoSize = false, Width = 440, Height = 185 };
         readonly Timer _timer = new Timer { Interval = 5 };
         RecorderSession _session;
         BizHawkHost _host;
@@ -47,7 +47,7 @@ namespace SonicRL.Tool.BizHawk
         public RecorderToolForm()
         {
             Text = "sonic-rl recorder";
-            ClientSize = new Size(460, 420);
+            ClientSize = new Size(460, 440);
             _mode.Items.AddRange(new object[] { "recorder decides", "human plays (record)", "policy plays" });
             _mode.SelectedIndex = 0;
             TableLayoutPanel grid = new TableLayoutPanel { Dock = DockStyle.Fill, ColumnCount = 2, Padding = new Padding(8) };
@@ -130,6 +130,10 @@ namespace SonicRL.Tool.BizHawk
             if (s.State == SessionState.Running)
             {
                 text += "\nEpisode " + s.Episode + ", step " + s.Step + ", " + s.FramesPerSecond.ToString("0") + " frames/s";
+                // From the recorder's STATUS (every 15 steps): it computes rewards from RAM with the game profile.
+                text += s.HasReward
+                    ? "\nLast reward: " + s.LastReward.ToString("0.###") + " (return so far " + s.EpisodeReturn.ToString("0.###") + ")"
+                    : "\nLast reward: none yet this episode (the recorder reports it every 15 steps)";
                 text += "\nSend queue: " + s.Queued + " of " + s.QueueCapacity;
             }
             if (s.WaitingMs > 0)
