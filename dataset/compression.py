@@ -34,10 +34,12 @@ __all__ = [
     "ZSTD_FILTER_ID",
     "ChunkCodec",
     "FilterInfo",
+    "compress_rows",
     "create_zstd_dataset",
     "dataset_filters",
     "iter_chunks",
     "read_rows",
+    "write_compressed",
     "write_rows",
 ]
 
@@ -140,28 +142,40 @@ def _is_zstd_direct(dset: h5py.Dataset) -> bool:
     return ids == [ZSTD_FILTER_ID]
 
 
-def write_rows(dset: h5py.Dataset, first_row: int, rows: np.ndarray, codec: ChunkCodec) -> None:
-    """Write whole chunks starting at chunk-aligned ``first_row``, growing the dataset.
+def compress_rows(rows: np.ndarray, chunk_rows: int, codec: ChunkCodec) -> list[bytes]:
+    """Compress ``rows`` into one zstd frame per chunk of ``chunk_rows`` rows.
 
     ``rows`` may end with a partial chunk (the episode's tail): it is zero-padded
     to a full chunk, because HDF5 stores every chunk at full size; the dataset
-    extent (set here to ``first_row + len(rows)``) hides the padding.
+    extent hides the padding. Touches no file, so several threads may run it at once.
     """
+    blobs = []
+    for off in range(0, len(rows), chunk_rows):
+        block = rows[off : off + chunk_rows]
+        if len(block) < chunk_rows:
+            padded = np.zeros((chunk_rows, *block.shape[1:]), dtype=block.dtype)
+            padded[: len(block)] = block
+            block = padded
+        blobs.append(codec.compress(block))
+    return blobs
+
+
+def write_compressed(dset: h5py.Dataset, first_row: int, n_rows: int, blobs: list[bytes]) -> None:
+    """Store chunks made by :func:`compress_rows`, growing the dataset to cover ``n_rows`` new rows."""
     crow = _chunk_rows(dset)
     if first_row % crow:
         raise ValueError(f"first_row {first_row} is not aligned to chunks of {crow}")
-    n = len(rows)
-    end = first_row + n
+    end = first_row + n_rows
     if end > dset.shape[0]:
         dset.resize(end, axis=0)
-    for off in range(0, n, crow):
-        block = rows[off : off + crow]
-        if len(block) < crow:
-            padded = np.zeros((crow, *block.shape[1:]), dtype=block.dtype)
-            padded[: len(block)] = block
-            block = padded
-        offset = (first_row + off,) + (0,) * (dset.ndim - 1)
-        dset.id.write_direct_chunk(offset, codec.compress(block), filter_mask=0)
+    for i, blob in enumerate(blobs):
+        offset = (first_row + i * crow,) + (0,) * (dset.ndim - 1)
+        dset.id.write_direct_chunk(offset, blob, filter_mask=0)
+
+
+def write_rows(dset: h5py.Dataset, first_row: int, rows: np.ndarray, codec: ChunkCodec) -> None:
+    """Compress and write whole chunks starting at chunk-aligned ``first_row``, growing the dataset."""
+    write_compressed(dset, first_row, len(rows), compress_rows(rows, _chunk_rows(dset), codec))
 
 
 def _read_chunk(dset: h5py.Dataset, chunk_start: int, codec: ChunkCodec) -> np.ndarray:

@@ -34,6 +34,7 @@ import json
 import os
 import queue
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -42,7 +43,15 @@ from types import TracebackType
 import h5py
 import numpy as np
 
-from dataset.compression import ChunkCodec, create_zstd_dataset, iter_chunks, read_rows, write_rows
+from dataset.compression import (
+    ChunkCodec,
+    compress_rows,
+    create_zstd_dataset,
+    iter_chunks,
+    read_rows,
+    write_compressed,
+    write_rows,
+)
 from recorder.errors import DatasetError
 
 __all__ = [
@@ -75,7 +84,11 @@ PARTIAL_SUFFIX = ".partial"
 _SMALL_CHUNK_ROWS = 4096
 
 #: Chunk buffers in flight per writer (one filling, the others compressing/queued).
-_BUFFER_POOL = 3
+_BUFFER_POOL = 4
+
+#: Compressor threads per writer: chunks compress in parallel (zstandard releases the GIL),
+#: while writes into the file stay serialised. Two is what a 2-core machine can use.
+_COMPRESSOR_THREADS = 2
 
 
 class Actor(enum.IntEnum):
@@ -283,7 +296,8 @@ class EpisodeWriter:
         self._fbuf, self._rbuf = self._free.get()
         self._fill = 0  # rows used in the current buffers
         self._flushed_rows = 0  # observation rows handed to the worker so far
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="episode-zstd")
+        self._pool = concurrent.futures.ThreadPoolExecutor(_COMPRESSOR_THREADS, thread_name_prefix="episode-zstd")
+        self._file_lock = threading.Lock()  # chunks compress concurrently; the file is written by one at a time
         self._pending: list[concurrent.futures.Future[None]] = []
 
         self._buttons: list[np.ndarray] = []
@@ -345,10 +359,14 @@ class EpisodeWriter:
         # Runs on the worker thread; the worker is the only thread touching the file
         # until close() has drained it.
         try:
-            write_rows(self._frames, first, fbuf[:rows], self._codec)
-            write_rows(self._ram, first, rbuf[:rows], self._codec)
+            frames = compress_rows(fbuf[:rows], self.chunk_frames, self._codec)
+            ram = compress_rows(rbuf[:rows], self.chunk_frames, self._codec)
         finally:
             self._free.put((fbuf, rbuf))
+        with self._file_lock:
+            # Chunks may finish out of order; each write only ever grows a dataset.
+            write_compressed(self._frames, first, rows, frames)
+            write_compressed(self._ram, first, rows, ram)
 
     def _raise_worker_errors(self) -> None:
         still = []
