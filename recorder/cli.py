@@ -14,7 +14,8 @@ from pathlib import Path
 import click
 
 from recorder import __version__
-from recorder.errors import SonicRLError, UsageError
+from recorder.console import run_cli
+from recorder.errors import UsageError
 
 __all__ = ["cli", "main"]
 
@@ -128,6 +129,8 @@ def ls_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
         click.echo("no episode files found in " + ", ".join(map(str, paths)), err=True)
     else:
         df = pd.DataFrame(rows)
+        if "bytes_per_step" in df.columns:
+            df["bytes_per_step"] = df["bytes_per_step"].round().astype(int)
         cols = [c for c in ("file", "game", "steps", "return", "end_reason", "policy", "size", "bytes_per_step")
                 if c in df.columns]  # fmt: skip
         with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
@@ -205,26 +208,8 @@ def _replay_all(files: list[Path], problems: dict[Path, list[str]], notes: dict[
 
 
 def main() -> None:
-    """Console entry point: one line for a user's mistake, a traceback in the log for a bug."""
-    try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except UsageError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except SonicRLError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception:
-        log.exception("internal error (please report it with this traceback)")
-        sys.exit(70)
+    """Console entry point (``sonic-rec``)."""
+    run_cli(cli)
 
 
 if __name__ == "__main__":
