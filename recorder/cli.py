@@ -129,6 +129,7 @@ def ls_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
         click.echo("no episode files found in " + ", ".join(map(str, paths)), err=True)
     else:
         df = pd.DataFrame(rows)
+        df["file"] = [Path(f).name for f in df["file"]]  # the JSON keeps full paths
         if "bytes_per_step" in df.columns:
             df["bytes_per_step"] = df["bytes_per_step"].round().astype(int)
         cols = [c for c in ("file", "game", "steps", "return", "end_reason", "policy", "size", "bytes_per_step")
