@@ -79,6 +79,7 @@ class ServerConfig:
     episodes: int | None = None  # total over all clients; None: unlimited
     seed: int = 0
     step_timeout: float = 10.0
+    policy_only: bool = False  # refuse human-mode clients (online fine-tuning has no use for them)
 
     def check(self) -> None:
         """Refuse configurations that are unsafe or cannot work (one clear line each)."""
@@ -310,6 +311,11 @@ class Connection:
         self._check_client(hello, self.profile)
         self.hello = hello
         self.mode = hello.mode if hello.mode != p.Mode.ANY else self.config.mode
+        if self.config.policy_only and self.mode != p.Mode.POLICY:
+            raise ProtocolError(
+                "this recorder only plays its policy (sonic-train online): switch the tool to policy mode",
+                ErrorCode.BAD_CONFIG,
+            )
         self.max_steps = self.config.max_steps or self.profile.max_steps
         send = p.SendFlag.SCREEN | p.SendFlag.RAM | p.SendFlag.START_STATE
         await self._send(

@@ -449,8 +449,8 @@ class _Session:
             file=sys.stderr, flush=True,
         )  # fmt: skip
         if summary.policy_id != self.policy_id:
-            # A BizHawk tool in human mode never asks the policy factory, so it cannot be refused
-            # at the handshake; its episodes are kept as recordings but stay out of training.
+            # Human-mode clients are refused at the handshake (ServerConfig.policy_only); this guards
+            # any other policy: its episodes are kept as recordings but stay out of training.
             log.warning(
                 "a client played in %s mode: its episode is saved but not trained on; "
                 "switch the BizHawk tool to policy mode", summary.policy_id,
@@ -482,7 +482,7 @@ async def _serve(session: _Session) -> tuple[bool, float]:
     server_config = ServerConfig(
         out=session.out, host=cfg.host, port=cfg.port, token=cfg.token, game=session.game, mode=p.Mode.POLICY,
         frame_skip=session.frame_skip, max_steps=cfg.max_steps, episodes=None,
-        seed=cfg.seed + session.learner.updates, step_timeout=10.0,
+        seed=cfg.seed + session.learner.updates, step_timeout=10.0, policy_only=True,
     )  # fmt: skip
     recorder = Recorder(server_config, session.policy_factory, session.on_episode)
     session.recorder = recorder

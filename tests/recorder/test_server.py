@@ -329,3 +329,12 @@ def test_a_policy_that_cannot_play_the_game_is_refused_in_words(out: Path) -> No
     with running_recorder(ServerConfig(out=out, port=0), policy_factory=factory) as rec, client(rec) as ws:
         handshake(ws, mode=p.Mode.POLICY)
         assert "another action set" in expect_error(ws, ErrorCode.BAD_CONFIG)
+
+
+def test_policy_only_recorder_refuses_human_clients(out: Path) -> None:
+    with running_recorder(ServerConfig(out=out, port=0, mode=p.Mode.POLICY, policy_only=True)) as rec:
+        with client(rec) as ws:
+            ws.send(p.encode(hello(mode=p.Mode.HUMAN)))
+            assert "policy mode" in expect_error(ws, ErrorCode.BAD_CONFIG)
+        with client(rec) as ws:  # "recorder decides" gets policy mode
+            assert handshake(ws, mode=p.Mode.ANY).mode == p.Mode.POLICY
