@@ -11,7 +11,6 @@ Run directly: ``python -m recorder.retro_client --url ws://127.0.0.1:8765 --game
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import signal
 import sys
@@ -19,12 +18,11 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
 from recorder import __version__
 from recorder import protocol as p
 from recorder.errors import RemoteError
+from recorder.transport import Closed, WebSocket
 
 __all__ = ["RetroEmulator", "main", "run_client", "to_68k_order"]
 
@@ -132,13 +130,14 @@ def run_client(config: ClientConfig) -> int:
         capabilities=p.Capability.LOAD_START_STATE | p.Capability.SEND_START_STATE,
     )
     try:
-        return asyncio.run(_session(config, emu, hello))
+        with WebSocket(config.url, max_size=p.MAX_MESSAGE_BYTES) as ws:
+            return _session(ws, emu, hello)
     except RemoteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except ConnectionClosed as exc:
-        if exc.rcvd is not None and exc.rcvd.code not in (1000, 1001):
-            print(f"error: {RemoteError(exc.rcvd.code, exc.rcvd.reason)}", file=sys.stderr)
+    except Closed as exc:
+        if exc.code not in (1000, 1001):
+            print(f"error: {RemoteError(exc.code, exc.reason)}", file=sys.stderr)
             return 2
         return 0
     except OSError as exc:
@@ -148,43 +147,38 @@ def run_client(config: ClientConfig) -> int:
         emu.close()
 
 
-async def _session(config: ClientConfig, emu: RetroEmulator, hello: p.Hello) -> int:
-    # asyncio rather than websockets' threaded sync client: in lockstep every step waits for the
-    # recorder's ACTION, and handing each message from a reader thread to this one costs a context
-    # switch per step. Emulating inside the coroutine blocks the loop, which has nothing else to do.
-    async with connect(config.url, max_size=p.MAX_MESSAGE_BYTES, compression=None, open_timeout=30) as ws:
-        await ws.send(p.encode(hello))
-        welcome = _expect(await ws.recv(), p.Welcome)
-        frame_skip = welcome.frame_skip
-        log.info("session %s: %s, frame skip %d", welcome.session_id, welcome.profile_id, frame_skip)
-        seq = 0
-        while True:
-            msg = p.decode(await ws.recv())
-            if isinstance(msg, p.Action):
-                if msg.seq != seq + 1:
-                    raise RuntimeError(f"ACTION for seq {msg.seq}, expected {seq + 1}")
-                seq = msg.seq
-                emu.step(msg.buttons, frame_skip)
-                step = p.Step(seq, emu.frame, time.time_ns() // 1000, (msg.buttons,) * frame_skip,
-                              emu.observation())  # fmt: skip
-                await ws.send(p.encode(step))
-            elif isinstance(msg, p.Reset):
-                state = emu.reset()
-                await ws.send(p.encode(p.EpisodeBegin(msg.episode, emu.frame, time.time_ns() // 1000, state,
-                                                      emu.observation())))  # fmt: skip
-            elif isinstance(msg, p.EpisodeEnd):
-                log.info("episode %d: %d steps, return %.1f", msg.episode, msg.steps, msg.episode_return)
-            elif isinstance(msg, p.Status):
-                # Display only (docs/protocol.md, STATUS): this client has no window, just a log.
-                log.debug("episode %d, step %d: reward %.1f, return %.1f", msg.episode, msg.steps,
-                          msg.last_reward, msg.episode_return)  # fmt: skip
-            elif isinstance(msg, p.Stop):
-                log.info("recorder says stop: %s", msg.message)
-                return 0
-            elif isinstance(msg, p.Error):
-                raise RemoteError(msg.code, msg.message)
-            else:
-                raise RuntimeError(f"unexpected {msg.kind.name} from the recorder")
+def _session(ws: WebSocket, emu: RetroEmulator, hello: p.Hello) -> int:
+    ws.send(p.encode(hello))
+    welcome = _expect(ws.recv(), p.Welcome)
+    frame_skip = welcome.frame_skip
+    log.info("session %s: %s, frame skip %d", welcome.session_id, welcome.profile_id, frame_skip)
+    seq = 0
+    while True:
+        msg = p.decode(ws.recv())
+        if isinstance(msg, p.Action):
+            if msg.seq != seq + 1:
+                raise RuntimeError(f"ACTION for seq {msg.seq}, expected {seq + 1}")
+            seq = msg.seq
+            emu.step(msg.buttons, frame_skip)
+            step = p.Step(seq, emu.frame, time.time_ns() // 1000, (msg.buttons,) * frame_skip, emu.observation())
+            ws.send(p.encode(step))
+        elif isinstance(msg, p.Reset):
+            state = emu.reset()
+            begin = p.EpisodeBegin(msg.episode, emu.frame, time.time_ns() // 1000, state, emu.observation())
+            ws.send(p.encode(begin))
+        elif isinstance(msg, p.EpisodeEnd):
+            log.info("episode %d: %d steps, return %.1f", msg.episode, msg.steps, msg.episode_return)
+        elif isinstance(msg, p.Status):
+            # Display only (docs/protocol.md, STATUS): this client has no window, just a log.
+            log.debug("episode %d, step %d: reward %.1f, return %.1f", msg.episode, msg.steps,
+                      msg.last_reward, msg.episode_return)  # fmt: skip
+        elif isinstance(msg, p.Stop):
+            log.info("recorder says stop: %s", msg.message)
+            return 0
+        elif isinstance(msg, p.Error):
+            raise RemoteError(msg.code, msg.message)
+        else:
+            raise RuntimeError(f"unexpected {msg.kind.name} from the recorder")
 
 
 def _expect(data: bytes, kind: type) -> p.Message:
