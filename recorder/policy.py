@@ -24,8 +24,9 @@ Trainer policies (``dqn@<checkpoint>``) implement the same ``Policy`` protocol i
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -48,12 +49,22 @@ POLICY_NAMES: tuple[str, ...] = ("random", "scripted")
 
 @dataclass(frozen=True)
 class Observation:
-    """What a policy sees after a step."""
+    """What a policy sees after a step.
 
-    frame: np.ndarray             # (H, W, 3) uint8 RGB screen after the last step
-    ram: np.ndarray               # (ram_size,) uint8, 68000 byte order
+    ``frame`` is decoded on first use (``screen`` may be a zero-argument callable): a
+    policy that reads only RAM variables never pays for the screen, which keeps its
+    decoding off the lockstep round trip between emulator and recorder.
+    """
+
+    screen: np.ndarray | Callable[[], np.ndarray]  # (H, W, 3) uint8 RGB, or what produces it
+    ram: np.ndarray  # (ram_size,) uint8, 68000 byte order
     variables: Mapping[str, int]  # profile.read_variables(ram)
-    step: int                     # steps taken so far in this episode (0 at the start)
+    step: int  # steps taken so far in this episode (0 at the start)
+
+    @cached_property
+    def frame(self) -> np.ndarray:
+        """(H, W, 3) uint8 RGB screen after the last step."""
+        return self.screen() if callable(self.screen) else self.screen
 
 
 @runtime_checkable

@@ -19,6 +19,7 @@ import struct
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import zstandard
@@ -49,6 +50,7 @@ __all__ = [
     "Message",
     "Mode",
     "Observation",
+    "Packed",
     "PixelFormat",
     "Reset",
     "SendFlag",
@@ -182,19 +184,44 @@ class Welcome:
     kind = Kind.WELCOME
 
 
+@dataclass(frozen=True)
+class Packed:
+    """Pixels still zstd-compressed as they arrived; decompressed on first use.
+
+    Keeps decompression off the lockstep round trip: the recorder answers with the
+    next buttons first (policies that read only RAM never need the screen) and
+    decompresses while the client emulates.
+    """
+
+    data: memoryview
+    size: int
+
+    def unpack(self) -> bytes:
+        raw = _decompress(self.data, self.size, "pixels")
+        if len(raw) != self.size:
+            raise MalformedMessage(f"pixels decompress to {len(raw)} bytes, the screen needs {self.size}")
+        return raw
+
+
 @dataclass(frozen=True, eq=False)
 class Observation:
-    """Screen and RAM after a step. ``pixels`` and ``ram`` are views into the message bytes."""
+    """Screen and RAM after a step. ``pixels`` and ``ram`` are views into the message bytes
+    (``pixels`` may be :class:`Packed` in a decoded zstd message: use ``pixel_bytes`` or ``rgb()``)."""
 
     width: int
     height: int
     pixel_format: PixelFormat
-    pixels: memoryview | bytes
+    pixels: memoryview | bytes | Packed
     ram: memoryview | bytes
     #: Send pixels and RAM zstd-compressed (level 1). A 280 KB Genesis observation becomes a few KB,
     #: which makes a lockstep round trip through Python websockets several times cheaper; clients
-    #: without zstd (the C# tool) send raw bytes. ``decode`` always returns raw bytes.
+    #: without zstd (the C# tool) send raw bytes.
     zstd: bool = False
+
+    @cached_property
+    def pixel_bytes(self) -> memoryview | bytes:
+        """The raw pixels (decompressed once, on first use)."""
+        return self.pixels.unpack() if isinstance(self.pixels, Packed) else self.pixels
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Observation):
@@ -202,13 +229,18 @@ class Observation:
         return (
             (self.width, self.height, self.pixel_format, self.zstd)
             == (other.width, other.height, other.pixel_format, other.zstd)
-            and bytes(self.pixels) == bytes(other.pixels)
+            and bytes(self.pixel_bytes) == bytes(other.pixel_bytes)
             and bytes(self.ram) == bytes(other.ram)
         )
 
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(H, W, 3): the shape ``rgb()`` will have, known without decoding pixels."""
+        return (self.height, self.width, 3)
+
     def rgb(self) -> np.ndarray:
         """The screen as an (H, W, 3) uint8 RGB array."""
-        return pixels_to_rgb(self.pixels, self.width, self.height, self.pixel_format)
+        return pixels_to_rgb(self.pixel_bytes, self.width, self.height, self.pixel_format)
 
     def ram_array(self) -> np.ndarray:
         return np.frombuffer(self.ram, dtype=np.uint8)
@@ -463,7 +495,7 @@ def _decompress(data: memoryview, limit: int, what: str) -> bytes:
 
 
 def _encode_observation(obs: Observation) -> list[bytes | memoryview]:
-    pixels, ram = _flat(obs.pixels), _flat(obs.ram)
+    pixels, ram = _flat(obs.pixel_bytes), _flat(obs.ram)
     fmt = int(obs.pixel_format)
     if obs.zstd:
         pixels, ram = _compressor().compress(pixels), _compressor().compress(ram)  # type: ignore[assignment]
@@ -483,12 +515,19 @@ def _decode_observation(r: _Reader) -> Observation:
             raise MalformedMessage(
                 f"screen {width}x{height} {fmt.name} needs {expected} pixel bytes, message says {n_pixels}"
             )
-        pixels: memoryview | bytes = r.take(n_pixels, "pixels")
-        ram: memoryview | bytes = r.blob("RAM", MAX_RAM_BYTES)
-        return Observation(width, height, fmt, pixels, ram)
-    pixels = _decompress(r.take(n_pixels, "pixels"), expected, "pixels")
-    if len(pixels) != expected:
-        raise MalformedMessage(f"screen {width}x{height} {fmt.name} needs {expected} pixel bytes, got {len(pixels)}")
+        raw = r.take(n_pixels, "pixels")
+        return Observation(width, height, fmt, raw, r.blob("RAM", MAX_RAM_BYTES))
+    packed = r.take(n_pixels, "pixels")
+    try:
+        declared = zstandard.frame_content_size(packed)
+    except zstandard.ZstdError as exc:
+        raise MalformedMessage(f"pixels are not a zstd frame: {exc}") from None
+    if declared == -1:  # size not declared: decompress now to check it
+        pixels: memoryview | bytes | Packed = Packed(packed, expected).unpack()
+    elif declared != expected:
+        raise MalformedMessage(f"screen {width}x{height} {fmt.name} needs {expected} pixel bytes, got {declared}")
+    else:
+        pixels = Packed(packed, expected)
     ram = _decompress(r.blob("RAM", MAX_RAM_BYTES), MAX_RAM_BYTES, "RAM")
     return Observation(width, height, fmt, pixels, ram, zstd=True)
 

@@ -505,7 +505,8 @@ class Connection:
     async def _act(self, obs: p.Observation) -> None:
         assert self.policy is not None and self.profile is not None
         ram = obs.ram_array()
-        pobs = PolicyObservation(obs.rgb(), ram, self.profile.read_variables(ram), self.steps)
+        # obs.rgb is passed uncalled: the screen is decoded only if the policy looks at it.
+        pobs = PolicyObservation(obs.rgb, ram, self.profile.read_variables(ram), self.steps)
         act_async = getattr(self.policy, "act_async", None)
         action = int(await act_async(pobs)) if act_async is not None else int(self.policy.act(pobs))
         if not 0 <= action < len(self.action_masks):
@@ -544,10 +545,9 @@ class Connection:
             self.writer.add_gap(self.steps + 1, expected, msg.frame)
         self.last_frame_counter = msg.frame
         obs = msg.observation
-        frame = obs.rgb()
         ram = obs.ram_array()
-        if frame.shape != self.frame_shape:
-            await self._on_resize(msg, frame, ram)
+        if obs.shape != self.frame_shape:
+            await self._on_resize(msg, obs.rgb(), ram)
             return
         reward, end = self.judge.step(ram)
         if end is None and self.steps + 1 >= self.max_steps:
@@ -564,6 +564,7 @@ class Connection:
         self.recorder.stats.frames += n
         if end is None and self.mode == p.Mode.POLICY:
             await self._act(obs)  # reply first: the client waits on it, the file does not
+        frame = obs.rgb()
         self.writer.step(
             frame=frame,
             ram=ram,

@@ -27,7 +27,7 @@ def airstriker() -> GameProfile:
 
 
 def obs(step: int, **variables: int) -> Observation:
-    return Observation(frame=FRAME, ram=RAM, variables=variables, step=step)
+    return Observation(screen=FRAME, ram=RAM, variables=variables, step=step)
 
 
 def run(policy: Policy, xs: list[int]) -> list[int]:

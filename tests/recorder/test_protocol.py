@@ -174,12 +174,33 @@ def test_zstd_observations_round_trip_and_are_bounded() -> None:
     raw[42] |= p.ZSTD_FLAG
     tail = len(bomb).to_bytes(4, "little") + bomb + zstandard.ZstdCompressor().compress(b"")
     bad = bytes(raw[:43]) + tail[:4] + bomb + (len(tail) - 4 - len(bomb)).to_bytes(4, "little") + tail[4 + len(bomb):]
-    with pytest.raises(MalformedMessage, match="zstd"):
+    with pytest.raises(MalformedMessage, match="needs 6 pixel bytes, got 286720"):
         p.decode(bad)
     # Garbage instead of a zstd frame.
     junk = bytes(raw[:43]) + (4).to_bytes(4, "little") + b"junk" + (0).to_bytes(4, "little")
     with pytest.raises(MalformedMessage, match="zstd"):
         p.decode(junk)
+
+
+def test_zstd_pixels_are_decoded_lazily_and_checked_then() -> None:
+    import zstandard
+
+    # A frame without a declared size is decompressed (and checked) at once.
+    unsized = zstandard.ZstdCompressor(write_content_size=False).compress(bytes(6))
+    ram = zstandard.ZstdCompressor().compress(b"ab")
+    msg = (bytes.fromhex("03 01000000 0400000000000000 0000000000000000 01 00000000 0200 0100")
+           + bytes([p.PixelFormat.RGB24 | p.ZSTD_FLAG]) + len(unsized).to_bytes(4, "little") + unsized
+           + len(ram).to_bytes(4, "little") + ram)  # fmt: skip
+    obs = p.decode(msg).observation
+    assert not isinstance(obs.pixels, p.Packed) and bytes(obs.pixel_bytes) == bytes(6)
+    # A sized frame stays packed until used; corruption inside it is found then, as MalformedMessage.
+    sized = bytearray(zstandard.ZstdCompressor().compress(bytes(range(6))))
+    del sized[-3:]  # a frame cut short
+    bad = msg.replace(len(unsized).to_bytes(4, "little") + unsized, len(sized).to_bytes(4, "little") + bytes(sized))
+    lazy = p.decode(bad).observation
+    assert isinstance(lazy.pixels, p.Packed) and lazy.shape == (1, 2, 3)
+    with pytest.raises(MalformedMessage):
+        lazy.rgb()
 
 
 def test_button_masks() -> None:
