@@ -29,13 +29,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from storage import compare_codecs  # noqa: E402
+from storage import compare_codecs
 
-from dataset.catalog import find_episode_files  # noqa: E402
-from dataset.episode import EpisodeReader  # noqa: E402
-from recorder.policy import Observation, make_policy  # noqa: E402
-from recorder.profile import load_profile  # noqa: E402
-from recorder.recording import RecordConfig, record  # noqa: E402
+from dataset.catalog import find_episode_files
+from dataset.episode import EpisodeReader
+from recorder.policy import Observation, make_policy
+from recorder.profile import load_profile
+from recorder.recording import RecordConfig, record
 
 GAME = "Airstriker-Genesis-v0"
 FRAME_SKIP = 4

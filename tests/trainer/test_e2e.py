@@ -1,0 +1,101 @@
+"""End to end through the real commands: ``sonic-rec record`` -> ``sonic-train offline`` -> ``sonic-train eval``.
+
+Real stable-retro emulator, real websocket recorder, real episode files, a tiny budget
+(2 episodes of 60 steps, 20 updates of batch 8, 2 evaluation episodes of 50 steps).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from dataset.catalog import check, find_episode_files
+from dataset.episode import EpisodeReader
+from trainer.checkpoint import latest_checkpoint, load_checkpoint
+from trainer.config import Algo, TrainConfig
+from trainer.metrics import CSV_COLUMNS
+
+GAME = "Airstriker-Genesis-v0"
+SONIC_REC = [sys.executable, "-c", "from recorder.cli import main; main()"]
+SONIC_TRAIN = [sys.executable, "-c", "from trainer.cli import main; main()"]
+ACTIONS = ("noop", "fire", "left", "right", "left_fire", "right_fire")
+
+
+def run(cmd: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{cmd[3:]} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def test_record_train_eval_through_the_commands(tmp_path: Path) -> None:
+    data, run_dir, cache, evals = tmp_path / "data", tmp_path / "run", tmp_path / "cache", tmp_path / "eval"
+
+    run([*SONIC_REC, "record", "--emulator", "retro", "--game", GAME, "--policy", "random",
+         "--episodes", "2", "--max-steps", "60", "--out", str(data), "--port", "0", "--no-progress"])  # fmt: skip
+    files = find_episode_files([data])
+    assert len(files) == 2
+    for f in files:
+        assert check(f) == []
+
+    # A 42x42 frame keeps the CPU budget small; the Nature CNN still fits (9 -> 3 -> 1).
+    out = run([*SONIC_TRAIN, "offline", str(data), "--run", str(run_dir), "--updates", "20",
+               "--batch-size", "8", "--n-step", "3", "--target-update", "5", "--log-every", "5",
+               "--checkpoint-every", "10", "--frame-size", "42x42", "--cache-dir", str(cache),
+               "--device", "cpu", "--seed", "1", "--no-progress"]).stdout  # fmt: skip
+    assert re.search(r"trained 20 updates \([\d.]+ updates/s\); loss [\d.]+, mean Q -?[\d.]+", out), out
+
+    config = TrainConfig.load(run_dir / "config.json")
+    assert config.algo is Algo.CQL and config.updates == 20 and config.batch_size == 8 and config.n_step == 3
+    assert sorted(config.files) == sorted(map(str, files))
+    dataset = json.loads((run_dir / "dataset.json").read_text())
+    assert dataset["game"] == GAME and tuple(dataset["action_names"]) == ACTIONS
+    assert dataset["mapped_share"] == 0.0  # policy episodes: every step is an action of the set
+
+    ckpts = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert ckpts == ["ckpt-000000010.pt", "ckpt-000000020.pt"]
+    latest = latest_checkpoint(run_dir)
+    assert latest is not None and latest.name == "ckpt-000000020.pt"
+    state = load_checkpoint(latest)  # weights_only=True inside
+    assert state["updates"] == 20
+    assert state["config"] == config.to_dict()
+    assert state["dataset"]["game"] == GAME
+    assert state["dataset"]["n_transitions"] == 120
+    assert {"model", "target", "optimizer", "rng", "dataset_fingerprint"} <= set(state)
+
+    with open(run_dir / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert [int(r["update"]) for r in rows] == [5, 10, 15, 20]
+    assert all(float(r["loss"]) >= 0 and float(r["updates_per_s"]) > 0 for r in rows)
+    assert any(p.name.startswith("events.out.tfevents") for p in (run_dir / "tb").iterdir())
+
+    out = run([*SONIC_TRAIN, "eval", str(run_dir), "--episodes", "2", "--max-steps", "50",
+               "--epsilon", "0.05", "--record", str(evals), "--no-progress"]).stdout  # fmt: skip
+    lines = out.splitlines()
+    episodes = [re.fullmatch(r"episode (\d): return (-?[\d.]+), length (\d+)", line) for line in lines[:2]]
+    assert all(episodes), out
+    assert [int(m[3]) for m in episodes if m] == [50, 50]  # Airstriker lasts longer than 50 steps
+    mean = re.search(r"mean return (-?[\d.]+) \(std [\d.]+\), median (-?[\d.]+); mean length 50.0", out)
+    assert mean, out
+    returns = [float(m[2]) for m in episodes if m]
+    assert abs(float(mean[1]) - sum(returns) / 2) < 0.01
+
+    saved = find_episode_files([evals])
+    assert len(saved) == 2
+    for path in saved:
+        assert check(path) == []
+        with EpisodeReader(path) as ep:
+            assert ep.meta.game == GAME
+            assert ep.meta.policy_id == f"cql@{latest}"
+            assert ep.n_steps == 50
+            assert set(ep.actions().tolist()) <= set(range(len(ACTIONS)))
+    assert sorted(round(_episode_return(p), 2) for p in saved) == sorted(returns)
+
+
+def _episode_return(path: Path) -> float:
+    with EpisodeReader(path) as ep:
+        return float(ep.rewards().sum())
