@@ -68,6 +68,11 @@ def write_zstd_episode(
     background compressor runs concurrently as it would in the recorder.
     """
     n = len(frames) - 1
+    # The recorder hands the writer read-only views of immutable websocket messages, which
+    # it may keep without copying; read-only views here measure that same path.
+    frames, ram = frames.view(), ram.view()
+    frames.flags.writeable = False
+    ram.flags.writeable = False
     writer = EpisodeWriter(
         directory,
         _meta(),

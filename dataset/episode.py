@@ -316,15 +316,18 @@ class EpisodeWriter:
             write_rows(ds, 0, state, self._codec)
         self._file.flush()
 
-        # Chunk buffers: a pool so that step() never allocates (first-touch page
-        # faults of a fresh 7 MB buffer cost more than the copy itself).
+        # Chunk buffers the compressor threads gather rows into: a pool, kept across
+        # episodes (first-touch page faults of a fresh 9 MB buffer cost more than the copy).
         self._free: queue.SimpleQueue[tuple[np.ndarray, np.ndarray]] = queue.SimpleQueue()
         self._buffer_key = (self.chunk_frames, *self.frame_shape, self.ram_size)
         reused = _BUFFERS.take(self._buffer_key, _BUFFER_POOL)
         for pair in reused + [self._new_buffers() for _ in range(_BUFFER_POOL - len(reused))]:
             self._free.put(pair)
-        self._fbuf, self._rbuf = self._free.get()
-        self._fill = 0  # rows used in the current buffers
+        # Rows of the chunk being filled. step() only keeps references (copying only arrays the
+        # caller could still change): gathering 32 rows into a buffer and compressing them is
+        # the compressor threads' job, off the recorder's event loop.
+        self._rows_f: list[np.ndarray] = []
+        self._rows_r: list[np.ndarray] = []
         self._flushed_rows = 0  # observation rows handed to the worker so far
         self._pool = concurrent.futures.ThreadPoolExecutor(_COMPRESSOR_THREADS, thread_name_prefix="episode-zstd")
         self._file_lock = threading.Lock()  # chunks compress concurrently; the file is written by one at a time
@@ -367,36 +370,41 @@ class EpisodeWriter:
             )
         if ram.shape != (self.ram_size,):
             raise DatasetError(f"RAM of {ram.shape} bytes differs from the episode's {self.ram_size}")
-        # Copy first: the caller's arrays are reused for the next message.
-        self._fbuf[self._fill] = frame
-        self._rbuf[self._fill] = ram
-        self._fill += 1
+        # A read-only array (a view of an immutable message, as the recorder passes) cannot
+        # change under us; anything writable might be reused by the caller, so copy it.
+        self._rows_f.append(frame if not frame.flags.writeable else frame.copy())
+        self._rows_r.append(ram if not ram.flags.writeable else ram.copy())
         self._counters.append(int(frame_counter))
         self._timestamps.append(float(ts))
-        if self._fill == self.chunk_frames:
+        if len(self._rows_f) == self.chunk_frames:
             self._hand_off()
 
     def _hand_off(self) -> None:
-        """Give the filled buffers to the worker and take free ones (may wait: back-pressure)."""
+        """Give the chunk's rows to a compressor thread (waits when too many are in flight)."""
         self._raise_worker_errors()
-        fbuf, rbuf, rows, first = self._fbuf, self._rbuf, self._fill, self._flushed_rows
-        self._pending.append(self._pool.submit(self._write_chunk, fbuf, rbuf, rows, first))
-        self._flushed_rows += rows
-        self._fbuf, self._rbuf = self._free.get()
-        self._fill = 0
+        while len(self._pending) >= _BUFFER_POOL:  # back-pressure bounds the rows held in memory
+            concurrent.futures.wait(self._pending, return_when=concurrent.futures.FIRST_COMPLETED)
+            self._raise_worker_errors()
+        rows_f, rows_r, first = self._rows_f, self._rows_r, self._flushed_rows
+        self._pending.append(self._pool.submit(self._write_chunk, rows_f, rows_r, first))
+        self._flushed_rows += len(rows_f)
+        self._rows_f, self._rows_r = [], []
 
-    def _write_chunk(self, fbuf: np.ndarray, rbuf: np.ndarray, rows: int, first: int) -> None:
-        # Runs on the worker thread; the worker is the only thread touching the file
-        # until close() has drained it.
+    def _write_chunk(self, rows_f: list[np.ndarray], rows_r: list[np.ndarray], first: int) -> None:
+        # Runs on a compressor thread; file writes are serialised by _file_lock.
+        n = len(rows_f)
+        fbuf, rbuf = self._free.get()
         try:
-            frames = compress_rows(fbuf[:rows], self.chunk_frames, self._codec)
-            ram = compress_rows(rbuf[:rows], self.chunk_frames, self._codec)
+            np.stack(rows_f, out=fbuf[:n])
+            np.stack(rows_r, out=rbuf[:n])
+            frames = compress_rows(fbuf[:n], self.chunk_frames, self._codec)
+            ram = compress_rows(rbuf[:n], self.chunk_frames, self._codec)
         finally:
             self._free.put((fbuf, rbuf))
         with self._file_lock:
             # Chunks may finish out of order; each write only ever grows a dataset.
-            write_compressed(self._frames, first, rows, frames)
-            write_compressed(self._ram, first, rows, ram)
+            write_compressed(self._frames, first, n, frames)
+            write_compressed(self._ram, first, n, ram)
 
     def _raise_worker_errors(self) -> None:
         still = []
@@ -485,7 +493,7 @@ class EpisodeWriter:
             self.temp_path.unlink(missing_ok=True)
             raise DatasetError("episode closed before its first observation; nothing was saved")
         try:
-            if self._fill:
+            if self._rows_f:
                 self._hand_off()
             self._drain()
             self._pool.shutdown(wait=True)
@@ -550,7 +558,7 @@ class EpisodeWriter:
 
     def _return_buffers(self) -> None:
         """Hand the chunk buffers to the next episode (only once no worker can touch them)."""
-        pairs = [(self._fbuf, self._rbuf)]
+        pairs = []
         while not self._free.empty():
             pairs.append(self._free.get())
         _BUFFERS.give(self._buffer_key, pairs)
