@@ -6,7 +6,10 @@ Prints, in one run, on Airstriker at frame skip 4 with full frames and RAM recor
 1. bare emulator frames/s: the same stepping, screen and RAM reads and policy, in one process,
    with no recorder;
 2. recording frames/s through the real websocket server and the embedded client process,
-   and the ratio to bare (target >= 85%);
+   and the ratio to bare (target >= 85%). ``sonic-rec record --emulator retro`` runs the
+   recording policy inside the emulator process and streams (client-policy mode); the
+   lockstep figure (policy mode: the recorder's policy answers every step, as for a trained
+   network or BizHawk's policy mode) is printed too, for comparison;
 3. bytes per step on disk and the ratio to raw (target >= 100x);
 4. the same observations written with h5py's gzip level 4 over the same chunks: bytes per step
    and write frames/s (targets: ours >= 1.8x smaller and >= 10x faster to write).
@@ -102,6 +105,20 @@ def main() -> None:
             rec_runs.append(rec_frames / rec_seconds)
             bare_runs.append(bare_fps)
             ratios.append(rec_runs[-1] / bare_fps)
+        # Lockstep for comparison: the same policy, played by the recorder (policy mode).
+        lock = Path(tmp) / "lockstep"
+        lock_config = RecordConfig(
+            out=lock, game=GAME, emulator="retro", policy=args.policy, episodes=args.episodes,
+            max_steps=args.max_steps, frame_skip=FRAME_SKIP, port=0, seed=args.seed, progress=False,
+        )  # fmt: skip
+        record(lock_config, policy_factory=lambda prof, seed: make_policy(args.policy, prof, seed))
+        lock_frames, lock_seconds = 0, 0.0
+        for f in find_episode_files([lock]):
+            with EpisodeReader(f) as ep:
+                ts = ep.timestamps()
+                lock_frames += ep.n_steps * FRAME_SKIP
+                lock_seconds += float(ts[-1] - ts[0])
+        lock_fps = lock_frames / lock_seconds
         # The codecs get every observation of the first round's episodes, in one file each.
         first = find_episode_files([Path(tmp) / "round0"])
         frames, ram = [], []
@@ -124,8 +141,9 @@ def main() -> None:
     rows = [
         ("episodes / steps / frames per round", f"{len(files)} / {total_steps} / {total_steps * FRAME_SKIP}"),
         ("bare emulator frames/s (median)", f"{np.median(bare_runs):,.0f}" + runs_text(bare_runs, ",.0f")),
-        ("recording frames/s, real server (median)", f"{np.median(rec_runs):,.0f}" + runs_text(rec_runs, ",.0f")),
+        ("recording frames/s, client policy (median)", f"{np.median(rec_runs):,.0f}" + runs_text(rec_runs, ",.0f")),
         ("recording / bare (median of rounds)", f"{np.median(ratios):.1%}  (target >= 85%)" + runs_text(ratios, ".1%")),
+        ("lockstep (recorder's policy) frames/s, / bare", f"{lock_fps:,.0f}, {lock_fps / np.median(bare_runs):.1%}"),
         ("raw bytes/step (RGB frame + 64 KiB RAM)", f"{raw_per_step:,}"),
         ("our files: bytes/step", f"{ours_per_step:,.0f}"),
         ("our files: ratio to raw", f"{raw_per_step / ours_per_step:,.0f}x  (target >= 100x)"),

@@ -100,6 +100,9 @@ class Mode(enum.IntEnum):
     ANY = 0
     HUMAN = 1
     POLICY = 2
+    #: The client runs a policy of its own and streams like a human player (no lockstep):
+    #: the fast way to record a dataset with a scripted or random policy. HELLO names it.
+    CLIENT_POLICY = 3
 
 
 class PixelFormat(enum.IntEnum):
@@ -161,6 +164,7 @@ class Hello:
     mode: Mode = Mode.ANY
     token: str = ""
     capabilities: Capability = Capability.NONE
+    policy_id: str = ""  # sent only in CLIENT_POLICY mode: which policy of the client's plays
     protocol_version: int = PROTOCOL_VERSION
 
     kind = Kind.HELLO
@@ -574,6 +578,8 @@ def encode(msg: Message) -> bytes:
             _string(msg.token, "token"),
             _U8.pack(msg.capabilities),
         ]
+        if msg.mode == Mode.CLIENT_POLICY:
+            parts.append(_string(msg.policy_id, "policy id"))
     elif isinstance(msg, Welcome):
         parts = [
             _U8.pack(Kind.WELCOME),
@@ -667,6 +673,8 @@ def _decode_hello(r: _Reader) -> Hello:
     buttons = tuple(r.string("button name") for _ in range(n_buttons))
     token = r.string("token")
     caps = r.u8("capabilities")
+    mode_value = _enum(Mode, mode, "mode")
+    policy_id = r.string("policy id") if mode_value == Mode.CLIENT_POLICY else ""
     return Hello(
         *strings[:7],
         screen_width=width,
@@ -675,9 +683,10 @@ def _decode_hello(r: _Reader) -> Hello:
         ram_size=ram_size,
         buttons=buttons,
         game=strings[7],
-        mode=_enum(Mode, mode, "mode"),
+        mode=mode_value,
         token=token,
         capabilities=Capability(caps & 3),
+        policy_id=policy_id,
         protocol_version=version,
     )
 

@@ -133,7 +133,10 @@ async def _record(
     print(f"listening on {url}", file=sys.stderr, flush=True)
     clients: list[subprocess.Popen[bytes]] = []
     if config.emulator == "retro":
-        clients = [start_retro_client(config, url, i) for i in range(config.clients)]
+        # With no policy object from the caller, --policy (random/scripted) runs inside each
+        # emulator process and streams (client-policy mode): no lockstep round trip per step.
+        client_policy = config.policy if policy_factory is None else None
+        clients = [start_retro_client(config, url, i, client_policy) for i in range(config.clients)]
     else:
         print("waiting for the BizHawk tool to connect (Ctrl-C to stop)", file=sys.stderr, flush=True)
     watch = asyncio.create_task(_watch(recorder, clients, config, result))
@@ -158,7 +161,10 @@ async def _record(
     return result
 
 
-def start_retro_client(config: RecordConfig, url: str, index: int) -> subprocess.Popen[bytes]:
+def start_retro_client(
+    config: RecordConfig, url: str, index: int, policy: str | None = None
+) -> subprocess.Popen[bytes]:
+    """Start embedded client ``index``; with ``policy`` it plays that policy itself (seed + index)."""
     profile = load_profile(str(config.game))
     # The emulator runs the profile's stable-retro game; HELLO names the profile as the user gave it
     # (an id, or a .toml path the recorder loads).
@@ -166,6 +172,8 @@ def start_retro_client(config: RecordConfig, url: str, index: int) -> subprocess
            "--profile", str(config.game)]  # fmt: skip
     if config.token:
         cmd += ["--token", config.token]
+    if policy:
+        cmd += ["--policy", policy, "--seed", str(config.seed + index)]
     if config.state:
         cmd += ["--state", config.state]
     env = dict(os.environ)

@@ -105,6 +105,10 @@ class ClientConfig:
     profile: str = ""  # profile named in HELLO (id or .toml path); default: the game id
     token: str = ""
     name: str = "sonic-rl embedded client"
+    #: Play this recording policy here and stream (client-policy mode, no lockstep); None: the
+    #: recorder's policy plays (policy mode, lockstep), as for trained networks.
+    policy: str | None = None
+    seed: int = 0
 
 
 def run_client(config: ClientConfig) -> int:
@@ -125,12 +129,15 @@ def run_client(config: ClientConfig) -> int:
         ram_size=emu.ram_size,
         buttons=emu.buttons,
         game=config.profile or config.game,
-        mode=p.Mode.POLICY,
+        mode=p.Mode.CLIENT_POLICY if config.policy else p.Mode.POLICY,
         token=config.token,
         capabilities=p.Capability.LOAD_START_STATE | p.Capability.SEND_START_STATE,
+        policy_id=config.policy or "",
     )
     try:
         with WebSocket(config.url, max_size=p.MAX_MESSAGE_BYTES) as ws:
+            if config.policy:
+                return _streaming_session(ws, emu, hello, config)
             return _session(ws, emu, hello)
     except RemoteError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -181,6 +188,59 @@ def _session(ws: WebSocket, emu: RetroEmulator, hello: p.Hello) -> int:
             raise RuntimeError(f"unexpected {msg.kind.name} from the recorder")
 
 
+def _streaming_session(ws: WebSocket, emu: RetroEmulator, hello: p.Hello, config: ClientConfig) -> int:
+    """Client-policy mode: play our own policy and stream steps without waiting for the recorder.
+
+    The recorder still decides where episodes end (EPISODE_END, then RESET or STOP); the
+    steps sent before that news arrives are past the end and the recorder drops them.
+    """
+    from recorder.policy import Observation, make_policy
+    from recorder.profile import load_profile
+
+    ws.send(p.encode(hello))
+    welcome = _expect(ws.recv(), p.Welcome)
+    frame_skip = welcome.frame_skip
+    profile = load_profile(config.profile or config.game)
+    policy = make_policy(str(config.policy), profile, config.seed)
+    masks = [profile.action_mask(i, emu.buttons) for i in range(len(profile.actions))]
+    seq = 0
+    playing = False
+    step = 0
+    ram = emu.ram()
+    while True:
+        data = ws.poll() if playing else ws.recv()
+        if data is None:
+            action = policy.act(Observation(emu.screen, ram, profile.read_variables(ram), step))
+            emu.step(masks[action], frame_skip)
+            seq += 1
+            step += 1
+            obs = emu.observation()
+            ram = np.frombuffer(obs.ram, dtype=np.uint8)
+            ws.send(p.encode(p.Step(seq, emu.frame, time.time_ns() // 1000, (masks[action],) * frame_skip, obs)))
+            continue
+        msg = p.decode(data)
+        if isinstance(msg, p.Reset):
+            state = emu.reset()
+            policy.reset()
+            obs = emu.observation()
+            ram = np.frombuffer(obs.ram, dtype=np.uint8)
+            step = 0
+            ws.send(p.encode(p.EpisodeBegin(msg.episode, emu.frame, time.time_ns() // 1000, state, obs)))
+            playing = True
+        elif isinstance(msg, p.EpisodeEnd):
+            playing = False  # wait for RESET or STOP
+            log.info("episode %d: %d steps, return %.1f", msg.episode, msg.steps, msg.episode_return)
+        elif isinstance(msg, p.Status):
+            log.debug("episode %d, step %d: return %.1f", msg.episode, msg.steps, msg.episode_return)
+        elif isinstance(msg, p.Stop):
+            log.info("recorder says stop: %s", msg.message)
+            return 0
+        elif isinstance(msg, p.Error):
+            raise RemoteError(msg.code, msg.message)
+        else:
+            raise RuntimeError(f"unexpected {msg.kind.name} from the recorder")
+
+
 def _expect(data: bytes, kind: type) -> p.Message:
     msg = p.decode(data)
     if isinstance(msg, p.Error):
@@ -197,12 +257,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="", help="game profile for the recorder (id or .toml path; default --game)")
     ap.add_argument("--state", default=None, help="stable-retro state name (default: the game's default)")
     ap.add_argument("--token", default="")
+    ap.add_argument("--policy", default=None,
+                    help="play this recording policy here and stream (random, scripted); default: the recorder's")
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--log-level", default="WARNING")
     args = ap.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s retro-client %(levelname)s %(message)s")
     # The recorder owns shutdown (it sends STOP): a terminal's Ctrl-C must not kill us mid-message.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    return run_client(ClientConfig(args.url, args.game, state=args.state, token=args.token, profile=args.profile))
+    config = ClientConfig(args.url, args.game, state=args.state, token=args.token, profile=args.profile,
+                          policy=args.policy, seed=args.seed)  # fmt: skip
+    return run_client(config)
 
 
 if __name__ == "__main__":

@@ -233,6 +233,8 @@ class Connection:
         self.profile: GameProfile | None = None
         self.mode = p.Mode.HUMAN
         self.policy: Policy | None = None
+        self.policy_id = "human"  # who chose the buttons: "human", the server's or the client's policy
+        self.discarded = 0  # client-policy STEPs that arrived after their episode ended
         self.action_masks: list[int] = []
         self.max_steps = 0
         # Episode state.
@@ -244,7 +246,7 @@ class Connection:
         self.pending_reset: int | None = None
         self.pending_action: p.Action | None = None
         self.frame_shape: tuple[int, int, int] | None = None
-        self.next_seq = 1
+        self.next_seq: int | None = 1
         self.last_frame_counter = 0
         self.last_obs: tuple[np.ndarray, np.ndarray, int] | None = None
         self.stopped = False
@@ -335,12 +337,16 @@ class Connection:
             self.session_id, self.peer, hello.client_name, hello.client_version, hello.emulator,
             self.profile.id, self.mode.name.lower(),
         )  # fmt: skip
-        if self.mode == p.Mode.POLICY:
+        if self.mode == p.Mode.CLIENT_POLICY:
+            self.policy_id = hello.policy_id or "client"
+            await self._reset_or_stop()
+        elif self.mode == p.Mode.POLICY:
             try:
                 self.policy = self.recorder.policy_factory(self.profile, self.config.seed + self.index)
             except UsageError as exc:  # e.g. the run's action set differs from this client's game
                 msg = f"the recorder cannot play {self.profile.id}: {exc}"
                 raise ProtocolError(msg, ErrorCode.BAD_CONFIG) from None
+            self.policy_id = self.policy.policy_id
             await self._reset_or_stop()
 
     def _choose_profile(self, hello: p.Hello) -> GameProfile:
@@ -412,14 +418,15 @@ class Connection:
             recorder_version=__version__,
             profile_toml=self.profile.text,
             frame_skip=self.config.frame_skip,
-            mode="policy" if self.mode == p.Mode.POLICY else "human",
-            policy_id=self.policy.policy_id if self.policy is not None else "human",
+            mode="human" if self.mode == p.Mode.HUMAN else "policy",
+            policy_id=self.policy_id,
             button_names=tuple(self.hello.buttons),
             action_names=tuple(self.profile.action_names),
             episode_index=self.episode,
             session_id=self.session_id,
             created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            extra=tuple((str(k), str(v)) for k, v in dict(extra).items()),
+            extra=tuple((str(k), str(v)) for k, v in dict(extra).items())
+            + ((("policy_runs_in", "client"),) if self.mode == p.Mode.CLIENT_POLICY else ()),
         )
         self.writer = EpisodeWriter(
             self.config.out,
@@ -447,7 +454,7 @@ class Connection:
                 self.episode_return,
                 reason,
                 path,
-                self.policy.policy_id if self.policy is not None else "human",
+                self.policy_id,
             )
             log.info(
                 "episode %s/%d ended: %s after %d steps, return %.1f%s",
@@ -482,15 +489,22 @@ class Connection:
         else:
             raise UnexpectedMessage(f"{msg.kind.name} is not expected from a client during a session")
 
+    @property
+    def _server_resets(self) -> bool:
+        """Policy and client-policy sessions begin every episode with a RESET from the recorder."""
+        return self.mode in (p.Mode.POLICY, p.Mode.CLIENT_POLICY)
+
     async def _on_begin(self, msg: p.EpisodeBegin) -> None:
         obs = msg.observation
-        if self.mode == p.Mode.POLICY:
+        if self._server_resets:
             if self.pending_reset is None or msg.episode != self.pending_reset:
                 raise UnexpectedMessage(
                     f"EPISODE_BEGIN for episode {msg.episode} without a matching RESET "
                     f"(expected {self.pending_reset})"
                 )
             self.pending_reset = None
+            if self.mode == p.Mode.CLIENT_POLICY:
+                self.next_seq = None  # steps streamed past the last episode's end were discarded
         else:
             if self.writer is not None:
                 await self._end_episode(EndReason.CLIENT_STOP, notify=True)
@@ -526,9 +540,15 @@ class Connection:
 
     async def _on_step(self, msg: p.Step) -> None:
         if self.writer is None:
+            if self.mode == p.Mode.CLIENT_POLICY and self.episode >= 0:
+                # A streaming client learns that its episode ended one message late: steps it sent
+                # past the end belong to no episode (it was told to reset), so they are dropped.
+                self.discarded += 1
+                log.debug("client %s: dropped STEP %d sent after its episode ended", self.session_id, msg.seq)
+                return
             raise UnexpectedMessage("STEP before EPISODE_BEGIN")
         assert self.judge is not None
-        if msg.seq != self.next_seq:
+        if self.next_seq is not None and msg.seq != self.next_seq:
             if self.mode == p.Mode.POLICY:
                 raise UnexpectedMessage(f"STEP seq {msg.seq}, expected {self.next_seq} (the last ACTION's seq)")
             log.warning("client %s: STEP seq %d, expected %d: steps lost or repeated", self.session_id, msg.seq,
@@ -556,6 +576,10 @@ class Connection:
             act = self.pending_action
             assert act is not None
             action, actor, version = act.action, Actor.POLICY, act.policy_version
+        elif self.mode == p.Mode.CLIENT_POLICY:
+            assert self.profile is not None and self.hello is not None
+            # The client's policy plays from the profile's action set; recover the index from the mask.
+            action, actor, version = self.profile.nearest_action(msg.buttons[0], self.hello.buttons), Actor.POLICY, 0
         else:
             action, actor, version = -1, Actor.HUMAN, 0
         self.steps += 1
@@ -588,7 +612,7 @@ class Connection:
 
     async def _episode_over(self, reason: EndReason) -> None:
         await self._end_episode(reason, notify=True)
-        if self.mode == p.Mode.POLICY:
+        if self._server_resets:
             await self._reset_or_stop()
         elif self.recorder.claim_episode():
             # Human mode: the player keeps playing; the next episode starts where this one ended.
@@ -603,7 +627,7 @@ class Connection:
         log.warning("client %s: screen changed from %s to %s; starting a new episode", self.session_id,
                     self.frame_shape, frame.shape)  # fmt: skip
         await self._end_episode(EndReason.SCREEN_CHANGED, notify=True)
-        if self.mode == p.Mode.POLICY:
+        if self._server_resets:
             await self._reset_or_stop()
         elif self.recorder.claim_episode():
             self.episode += 1

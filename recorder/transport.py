@@ -13,6 +13,7 @@ is ``recv`` until a whole message is there.
 
 from __future__ import annotations
 
+import select
 import socket
 from dataclasses import dataclass
 
@@ -66,6 +67,12 @@ class WebSocket:
         while not self._messages:
             self._pump()
         return self._messages.pop(0)
+
+    def poll(self) -> bytes | None:
+        """A whole message if one has arrived, else None at once (never blocks)."""
+        if not self._messages and select.select([self._sock], [], [], 0)[0]:
+            self._pump()  # data is waiting: this recv() returns at once
+        return self._messages.pop(0) if self._messages else None
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         try:

@@ -42,6 +42,16 @@ def test_hello_matches_the_document() -> None:
     assert p.decode(HELLO_BYTES) == HELLO
 
 
+def test_client_policy_hello_appends_the_policy_id() -> None:
+    hello = p.Hello("c", "1", "e", "core", "GEN", "rom", "abc", 320, 224, p.PixelFormat.RGB24, 65536, ("B", "A"),
+                    game="x", mode=p.Mode.CLIENT_POLICY, token="t", capabilities=p.Capability(3), policy_id="random")
+    data = p.encode(hello)
+    # Same layout as any HELLO (mode byte 3), then one more string: the policy id.
+    assert data[:-8] == HELLO_BYTES[:36] + b"\x03" + HELLO_BYTES[37:]
+    assert data[-8:] == bytes.fromhex("0600") + b"random"
+    assert p.decode(data) == hello
+
+
 def test_step_matches_the_document() -> None:
     assert p.encode(STEP) == STEP_BYTES
     decoded = p.decode(STEP_BYTES)
@@ -64,6 +74,8 @@ def test_small_messages_match_the_document() -> None:
 
 ALL = [
     HELLO,
+    p.Hello("c", "1", "e", "core", "GEN", "rom", "abc", 320, 224, p.PixelFormat.RGB24, 65536, ("B",),
+            mode=p.Mode.CLIENT_POLICY, policy_id="scripted"),
     STEP,
     p.Welcome("abc123", "Airstriker-Genesis-v0", p.Mode.HUMAN, 4, p.SendFlag(7), 10_000, 4500, "srv", "0.1"),
     p.EpisodeBegin(2, 99, 12345, b"state-bytes", p.Observation(1, 1, p.PixelFormat.RGB24, b"\x01\x02\x03", b"ram")),

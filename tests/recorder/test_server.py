@@ -338,3 +338,33 @@ def test_policy_only_recorder_refuses_human_clients(out: Path) -> None:
             assert "policy mode" in expect_error(ws, ErrorCode.BAD_CONFIG)
         with client(rec) as ws:  # "recorder decides" gets policy mode
             assert handshake(ws, mode=p.Mode.ANY).mode == p.Mode.POLICY
+
+
+def test_client_policy_session_streams_and_drops_steps_past_the_end(out: Path) -> None:
+    """Client-policy mode: no ACTION; the recorder still ends episodes and resets them."""
+    from recorder.profile import load_profile
+
+    prof = load_profile("Airstriker-Genesis-v0")
+    right_fire = prof.action_mask(prof.action_names.index("right_fire"), hello().buttons)
+    config = ServerConfig(out=out, port=0, max_steps=5, episodes=2)
+    with running_recorder(config) as rec, client(rec) as ws:
+        handshake(ws, mode=p.Mode.CLIENT_POLICY, policy_id="scripted")
+        seq = 0
+        for episode in range(2):
+            reset = p.decode(ws.recv(timeout=10))
+            assert isinstance(reset, p.Reset) and reset.episode == episode
+            begin(ws, episode, 0)
+            for i in range(1, 8):  # 2 more than the step limit: sent before the news of the end
+                seq += 1
+                ws.send(p.encode(p.Step(seq, 4 * i, 0, (right_fire,) * 4, observation(i))))
+            msgs = [p.decode(ws.recv(timeout=10)) for _ in range(1)]
+            assert isinstance(msgs[0], p.EpisodeEnd) and msgs[0].steps == 5 and msgs[0].truncated
+        assert isinstance(p.decode(ws.recv(timeout=10)), p.Stop)
+        files = wait_files(out, 2)
+    for f in files:
+        with EpisodeReader(f) as ep:
+            assert ep.n_steps == 5 and ep.end_reason == EndReason.STEP_LIMIT
+            assert ep.meta.mode == "policy" and ep.meta.policy_id == "scripted"
+            assert ("policy_runs_in", "client") in ep.meta.extra
+            assert (ep.actions() == prof.action_names.index("right_fire")).all()
+            assert (ep.actors() == 1).all() and len(ep.gaps()) == 0
