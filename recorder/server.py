@@ -444,8 +444,15 @@ class Connection:
             return
         path: Path | None = None
         try:
-            # Closing compresses the last chunk and fsyncs: off the loop, so other clients keep going.
-            path = await asyncio.get_running_loop().run_in_executor(None, writer.close, reason)
+            if self.steps == 0 and isinstance(writer, EpisodeWriter):
+                # Ended before its first step (a client gone right after EPISODE_BEGIN): no
+                # transition, no input to keep; a file would only be an empty episode to trip on.
+                writer.abandon()
+                writer.temp_path.unlink(missing_ok=True)
+                log.info("episode %s/%d ended before its first step; nothing to save", self.session_id, self.episode)
+            else:
+                # Closing compresses the last chunk and fsyncs: off the loop, so other clients keep going.
+                path = await asyncio.get_running_loop().run_in_executor(None, writer.close, reason)
         finally:
             summary = EpisodeSummary(
                 self.session_id,

@@ -5,12 +5,12 @@ Errors a user can fix reach them as one line (``error: ...``) with exit status 2
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from recorder.errors import ConfigError, DatasetError, UsageError
+from recorder.console import run_cli
+from recorder.errors import ConfigError, DatasetError
 from trainer.config import Algo, DeviceChoice, PreprocessConfig, TrainConfig
 from trainer.online import online
 
@@ -183,18 +183,7 @@ cli.add_command(online)
 
 
 def main() -> None:
-    """Console entry point: one line for a user's mistake."""
-    try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except UsageError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        click.echo("interrupted; resume with --resume", err=True)
-        sys.exit(130)
+    """Console entry point (``sonic-train``): one line for a user's mistake (recorder.console)."""
+    run_cli(cli, interrupted="interrupted; resume with --resume")
+
+

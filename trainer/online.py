@@ -47,7 +47,8 @@ import click
 import torch
 
 from recorder import protocol as p
-from recorder.errors import ConfigError, DatasetError, ErrorCode, ProtocolError, SonicRLError, UsageError
+from recorder.console import run_cli
+from recorder.errors import ConfigError, DatasetError, ErrorCode, ProtocolError, SonicRLError
 from recorder.profile import GameProfile, load_profile
 from trainer.actor import ActorHandle, BatchedActor, EpsilonSchedule
 from trainer.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
@@ -701,17 +702,7 @@ def online(run_dir: Path, epsilon: tuple[float, float, int], **opts: Any) -> Non
 
 def main() -> None:
     """``python -m trainer.online``: the command alone, with the CLIs' one-line errors."""
-    try:
-        online.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except UsageError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    run_cli(online, interrupted="interrupted; run the same command to carry on")
 
 
 if __name__ == "__main__":
