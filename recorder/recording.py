@@ -25,7 +25,7 @@ from recorder.errors import ConfigError, SonicRLError
 from recorder.profile import load_profile
 from recorder.server import EpisodeSummary, PolicyFactory, Recorder, ServerConfig
 
-__all__ = ["RecordConfig", "RecordResult", "reap_client", "record", "start_retro_client"]
+__all__ = ["RecordConfig", "RecordResult", "reap_client", "record", "start_retro_client", "start_server"]
 
 log = logging.getLogger("sonic_rl.recorder")
 
@@ -66,6 +66,9 @@ class RecordConfig:
             episodes=self.episodes,
             seed=self.seed,
             step_timeout=self.step_timeout,
+            episodes_per_client=(
+                -(-self.episodes // self.clients) if self.emulator == "retro" and self.episodes else None
+            ),
         )
 
 
@@ -119,18 +122,7 @@ async def _record(
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig.name)
-    server_task = asyncio.create_task(recorder.run())
-    ready = asyncio.create_task(recorder.ready.wait())
-    await asyncio.wait({server_task, ready}, return_when=asyncio.FIRST_COMPLETED)
-    if server_task.done():
-        ready.cancel()
-        exc = server_task.exception()
-        if isinstance(exc, OSError):
-            raise ConfigError(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}")
-        server_task.result()
-    url = f"ws://{config.host}:{recorder.port}"
-    # Tools and tests wait for this exact line (docs/protocol.md, docs/bizhawk.md).
-    print(f"listening on {url}", file=sys.stderr, flush=True)
+    server_task, url = await start_server(recorder)
     clients: list[subprocess.Popen[bytes]] = []
     if config.emulator == "retro":
         # With no policy object from the caller, --policy (random/scripted) runs inside each
@@ -159,6 +151,24 @@ async def _record(
             f"{config.episodes} episodes were recorded; see the messages above"
         )
     return result
+
+
+async def start_server(recorder: Recorder) -> tuple[asyncio.Task[None], str]:
+    """Start serving; returns the server task and its URL once it listens (ConfigError if it cannot)."""
+    config = recorder.config
+    server_task = asyncio.create_task(recorder.run())
+    ready = asyncio.create_task(recorder.ready.wait())
+    await asyncio.wait({server_task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    if server_task.done():
+        ready.cancel()
+        exc = server_task.exception()
+        if isinstance(exc, OSError):
+            raise ConfigError(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}")
+        server_task.result()
+    url = f"ws://{config.host}:{recorder.port}"
+    # Tools and tests wait for this exact line (docs/protocol.md, docs/bizhawk.md).
+    print(f"listening on {url}", file=sys.stderr, flush=True)
+    return server_task, url
 
 
 def start_retro_client(

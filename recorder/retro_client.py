@@ -173,19 +173,8 @@ def _session(ws: WebSocket, emu: RetroEmulator, hello: p.Hello) -> int:
             state = emu.reset()
             begin = p.EpisodeBegin(msg.episode, emu.frame, time.time_ns() // 1000, state, emu.observation())
             ws.send(p.encode(begin))
-        elif isinstance(msg, p.EpisodeEnd):
-            log.info("episode %d: %d steps, return %.1f", msg.episode, msg.steps, msg.episode_return)
-        elif isinstance(msg, p.Status):
-            # Display only (docs/protocol.md, STATUS): this client has no window, just a log.
-            log.debug("episode %d, step %d: reward %.1f, return %.1f", msg.episode, msg.steps,
-                      msg.last_reward, msg.episode_return)  # fmt: skip
-        elif isinstance(msg, p.Stop):
-            log.info("recorder says stop: %s", msg.message)
+        elif _control(msg):
             return 0
-        elif isinstance(msg, p.Error):
-            raise RemoteError(msg.code, msg.message)
-        else:
-            raise RuntimeError(f"unexpected {msg.kind.name} from the recorder")
 
 
 def _streaming_session(ws: WebSocket, emu: RetroEmulator, hello: p.Hello, config: ClientConfig) -> int:
@@ -227,18 +216,29 @@ def _streaming_session(ws: WebSocket, emu: RetroEmulator, hello: p.Hello, config
             step = 0
             ws.send(p.encode(p.EpisodeBegin(msg.episode, emu.frame, time.time_ns() // 1000, state, obs)))
             playing = True
-        elif isinstance(msg, p.EpisodeEnd):
-            playing = False  # wait for RESET or STOP
-            log.info("episode %d: %d steps, return %.1f", msg.episode, msg.steps, msg.episode_return)
-        elif isinstance(msg, p.Status):
-            log.debug("episode %d, step %d: return %.1f", msg.episode, msg.steps, msg.episode_return)
-        elif isinstance(msg, p.Stop):
-            log.info("recorder says stop: %s", msg.message)
-            return 0
-        elif isinstance(msg, p.Error):
-            raise RemoteError(msg.code, msg.message)
         else:
-            raise RuntimeError(f"unexpected {msg.kind.name} from the recorder")
+            if isinstance(msg, p.EpisodeEnd):
+                playing = False  # wait for RESET or STOP
+            if _control(msg):
+                return 0
+
+
+def _control(msg: p.Message) -> bool:
+    """Messages both session loops treat alike; True means stop (STOP), an ERROR raises."""
+    if isinstance(msg, p.EpisodeEnd):
+        log.info("episode %d: %d steps, return %.1f", msg.episode, msg.steps, msg.episode_return)
+    elif isinstance(msg, p.Status):
+        # Display only (docs/protocol.md, STATUS): this client has no window, just a log.
+        log.debug("episode %d, step %d: reward %.1f, return %.1f", msg.episode, msg.steps,
+                  msg.last_reward, msg.episode_return)  # fmt: skip
+    elif isinstance(msg, p.Stop):
+        log.info("recorder says stop: %s", msg.message)
+        return True
+    elif isinstance(msg, p.Error):
+        raise RemoteError(msg.code, msg.message)
+    else:
+        raise RuntimeError(f"unexpected {msg.kind.name} from the recorder")
+    return False
 
 
 def _expect(data: bytes, kind: type) -> p.Message:

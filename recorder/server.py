@@ -80,6 +80,9 @@ class ServerConfig:
     seed: int = 0
     step_timeout: float = 10.0
     policy_only: bool = False  # refuse human-mode clients (online fine-tuning has no use for them)
+    #: Episodes one connection may play: ``record --clients N`` shares the budget so that a fast
+    #: emulator does not take the episodes of one still starting.
+    episodes_per_client: int | None = None
 
     def check(self) -> None:
         """Refuse configurations that are unsafe or cannot work (one clear line each)."""
@@ -380,7 +383,8 @@ class Connection:
 
     # -- episodes ------------------------------------------------------------------------
     async def _reset_or_stop(self) -> None:
-        if self.recorder.claim_episode():
+        share = self.config.episodes_per_client
+        if (share is None or self.episode + 1 < share) and self.recorder.claim_episode():
             self.episode += 1
             self.pending_reset = self.episode
             await self._send(p.Reset(self.episode, load_start_state=True))

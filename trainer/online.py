@@ -476,7 +476,7 @@ class _Session:
 
 async def _serve(session: _Session) -> tuple[bool, float]:
     """Run the recorder, the clients and the learner until a budget is spent or a signal arrives."""
-    from recorder.recording import RecordConfig, reap_client, start_retro_client
+    from recorder.recording import RecordConfig, reap_client, start_retro_client, start_server
     from recorder.server import Recorder, ServerConfig
 
     cfg = session.config
@@ -500,17 +500,7 @@ async def _serve(session: _Session) -> tuple[bool, float]:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig.name)
     session.actor.start()
-    server_task = asyncio.create_task(recorder.run())
-    ready = asyncio.create_task(recorder.ready.wait())
-    await asyncio.wait({server_task, ready}, return_when=asyncio.FIRST_COMPLETED)
-    if server_task.done():
-        ready.cancel()
-        exc = server_task.exception()
-        if isinstance(exc, OSError):
-            raise ConfigError(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}")
-        server_task.result()
-    url = f"ws://{cfg.host}:{recorder.port}"
-    print(f"listening on {url}", file=sys.stderr, flush=True)
+    server_task, url = await start_server(recorder)
 
     thread = _LearnerThread(
         learner=session.learner, feeder=session.feeder, online=session.online, actor=session.actor, config=cfg,
