@@ -277,6 +277,9 @@ def test_killed_client_is_saved_truncated_then_ctrl_c_checkpoints(run: Path) -> 
         end = time.monotonic() + 60
         while sum(1 for line in lines if line.startswith("episode ")) < n_before + 2 and time.monotonic() < end:
             time.sleep(0.05)  # the new client plays on and training continues
+        # An episode just ended when its line appeared: wait until the next one is under way
+        # (an episode that ends before its first step is not saved at all).
+        time.sleep(0.5)
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         proc.wait(timeout=60)
     finally:
