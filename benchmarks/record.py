@@ -78,7 +78,7 @@ def main() -> None:
     ap.add_argument("--max-steps", type=int, default=1500)
     ap.add_argument("--policy", default="random")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--rounds", type=int, default=3,
+    ap.add_argument("--rounds", type=int, default=5,
                     help="recording/bare pairs and codec runs; medians are reported (runs of a few "
                          "seconds on a shared 2-core machine vary by 20%%)")  # fmt: skip
     args = ap.parse_args()
