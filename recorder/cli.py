@@ -56,7 +56,9 @@ def cli(log_level: str) -> None:
               help="Game profile id (e.g. Airstriker-Genesis-v0, SonicTheHedgehog2-Genesis-v0). "
                    "BizHawk clients are matched by ROM hash when left out.")
 @click.option("--policy", type=click.Choice(["random", "scripted"]), default="scripted", show_default=True,
-              help="Who plays in policy mode: uniform random actions, or the scripted side-scroller explorer.")
+              help="Who plays when the recorder is not given a human: uniform random actions, or the scripted "
+                   "side-scroller explorer. With --emulator retro it runs inside each emulator process and "
+                   "streams (no lockstep); in policy mode the recorder answers every step with it.")
 @click.option("--mode", type=click.Choice(["human", "policy"]), default=None,
               help="For clients that let the recorder decide: 'human' records the player's buttons, 'policy' "
                    "plays --policy. Default: policy with --emulator retro, human otherwise.")
