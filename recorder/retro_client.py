@@ -91,7 +91,8 @@ class RetroEmulator:
     def observation(self) -> p.Observation:
         width, height = self.screen_size
         screen = np.ascontiguousarray(self.screen())
-        return p.Observation(width, height, p.PixelFormat.RGB24, screen.data, self.ram().tobytes(), zstd=True)
+        # ram() is already a fresh contiguous copy (the swap), so its buffer is sent as it is.
+        return p.Observation(width, height, p.PixelFormat.RGB24, screen.data, self.ram().data, zstd=True)
 
     def close(self) -> None:
         self.env.close()
