@@ -36,7 +36,7 @@ from storage import compare_codecs
 
 from dataset.catalog import find_episode_files
 from dataset.episode import EpisodeReader
-from recorder.policy import Observation, make_policy
+from recorder.policy import PolicyInput, make_policy
 from recorder.profile import load_profile
 from recorder.recording import RecordConfig, record
 
@@ -61,7 +61,7 @@ def bare(steps_per_episode: list[int], policy_name: str, seed: int) -> tuple[flo
             screen, ram = emu.screen(), emu.ram()
             t0 = time.perf_counter()
             for i in range(n):
-                action = policy.act(Observation(screen, ram, profile.read_variables(ram), i))
+                action = policy.act(PolicyInput(screen, ram, profile.read_variables(ram), i))
                 emu.step(masks[action], FRAME_SKIP)
                 screen = np.ascontiguousarray(emu.screen())
                 ram = emu.ram().copy()  # the client serialises RAM once per step too

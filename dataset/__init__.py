@@ -1,33 +1,36 @@
-"""Episode files: the HDF5 writer and reader (docs/dataset-format.md)."""
+"""Episode files: the HDF5 writer and reader (docs/dataset-format.md).
 
-from dataset.catalog import (
-    check,
-    describe,
-    find_episode_files,
-    find_partial_files,
-    summarize,
-)
-from dataset.episode import (
-    DEFAULT_CHUNK_FRAMES,
-    SCHEMA_VERSION,
-    Actor,
-    EndReason,
-    EpisodeMeta,
-    EpisodeReader,
-    EpisodeWriter,
-)
+The bottom layer of sonic-rl: it imports nothing from ``recorder`` or ``trainer``,
+and holds what every layer shares (the exception tree in ``dataset.errors``, the
+atomic file write in ``dataset.atomic``). Names are imported lazily, so importing
+``dataset.errors`` alone (the embedded client does) does not load h5py.
+"""
 
-__all__ = [
-    "DEFAULT_CHUNK_FRAMES",
-    "SCHEMA_VERSION",
-    "Actor",
-    "EndReason",
-    "EpisodeMeta",
-    "EpisodeReader",
-    "EpisodeWriter",
-    "check",
-    "describe",
-    "find_episode_files",
-    "find_partial_files",
-    "summarize",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "check": "dataset.catalog",
+    "describe": "dataset.catalog",
+    "find_episode_files": "dataset.catalog",
+    "find_partial_files": "dataset.catalog",
+    "summarize": "dataset.catalog",
+    "DEFAULT_CHUNK_FRAMES": "dataset.episode",
+    "SCHEMA_VERSION": "dataset.episode",
+    "Actor": "dataset.episode",
+    "EndReason": "dataset.episode",
+    "EpisodeMeta": "dataset.episode",
+    "EpisodeReader": "dataset.episode",
+    "EpisodeWriter": "dataset.episode",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dataset' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -22,7 +22,7 @@ from dataset.episode import (
     EpisodeReader,
     is_partial_name,
 )
-from recorder.errors import DatasetError
+from dataset.errors import DatasetError
 
 __all__ = [
     "EPISODE_SUFFIX",

@@ -28,7 +28,7 @@ import h5py
 import numpy as np
 import zstandard
 
-from recorder.errors import DatasetError
+from dataset.errors import DatasetError
 
 __all__ = [
     "ZSTD_FILTER_ID",

@@ -12,9 +12,10 @@ registered HDF5 Zstd filter (32015); the chunks are compressed by us
 Crash safety (the lesson of EnvLogger, whose docs warn that a missing
 ``close()`` loses data, and of Minari's collector, which moves a finished
 dataset into place): the writer writes ``.NAME.h5.partial`` in the target
-folder and only :meth:`EpisodeWriter.close` flushes, fsyncs and renames it to
-``NAME.h5`` with ``os.replace``; the ``complete`` attribute is set last. A
-reader refuses anything else with :class:`~recorder.errors.DatasetError`.
+folder and only :meth:`EpisodeWriter.close` flushes it and commits it to
+``NAME.h5`` (``dataset.atomic.commit``: fsync, rename, fsync the folder); the
+``complete`` attribute is set last. A
+reader refuses anything else with :class:`~dataset.errors.DatasetError`.
 
 Performance: :meth:`EpisodeWriter.step` runs on the recorder's event loop
 (500-2000 steps/s per client), so it only copies the frame and RAM into a
@@ -31,7 +32,6 @@ import contextlib
 import datetime as dt
 import enum
 import json
-import os
 import queue
 import re
 import threading
@@ -43,6 +43,7 @@ from types import TracebackType
 import h5py
 import numpy as np
 
+from dataset.atomic import commit
 from dataset.compression import (
     ChunkCodec,
     compress_rows,
@@ -52,7 +53,7 @@ from dataset.compression import (
     write_compressed,
     write_rows,
 )
-from recorder.errors import DatasetError
+from dataset.errors import DatasetError
 
 __all__ = [
     "DEFAULT_CHUNK_FRAMES",
@@ -247,16 +248,6 @@ def _stamp(created: str) -> str:
     except ValueError:
         when = dt.datetime.now(dt.UTC)
     return when.strftime("%Y%m%dT%H%M%S")
-
-
-def _fsync_dir(directory: Path) -> None:
-    # POSIX: a rename is durable only once the directory entry is flushed.
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 class EpisodeWriter:
@@ -531,13 +522,7 @@ class EpisodeWriter:
             attrs["complete"] = 1
             self._file.close()
             self._closed = True
-            fd = os.open(self.temp_path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(self.temp_path, self.path)
-            _fsync_dir(self.path.parent)
+            commit(self.temp_path, self.path)
         except BaseException:
             self.abandon()
             raise

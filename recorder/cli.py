@@ -13,9 +13,9 @@ from pathlib import Path
 
 import click
 
+from dataset.errors import UsageError
 from recorder import __version__
 from recorder.console import run_cli
-from recorder.errors import UsageError
 
 __all__ = ["cli", "main"]
 
@@ -192,7 +192,7 @@ def _replay_all(files: list[Path], problems: dict[Path, list[str]], notes: dict[
     from concurrent.futures import ProcessPoolExecutor
 
     from dataset.episode import EpisodeReader
-    from recorder.replay import can_replay, replay_files
+    from recorder.resimulation import can_replay, replay_files
 
     by_game: dict[str, list[Path]] = {}
     for f in files:

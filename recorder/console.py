@@ -14,7 +14,7 @@ from typing import NoReturn
 
 import click
 
-from recorder.errors import SonicRLError, UsageError
+from dataset.errors import SonicRLError, UsageError
 
 __all__ = ["run_cli"]
 

@@ -31,13 +31,13 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from recorder.errors import ConfigError, ProfileError
+from dataset.errors import ConfigError, ProfileError
 from recorder.profile import ExplorerSpec, GameProfile
 
 __all__ = [
     "POLICY_NAMES",
-    "Observation",
     "Policy",
+    "PolicyInput",
     "RandomPolicy",
     "ScriptedExplorer",
     "make_policy",
@@ -48,8 +48,9 @@ POLICY_NAMES: tuple[str, ...] = ("random", "scripted")
 
 
 @dataclass(frozen=True)
-class Observation:
-    """What a policy sees after a step.
+class PolicyInput:
+    """What a policy sees after a step (not the wire ``protocol.Observation``: this is the
+    decoded screen, the profile's byte order of RAM and its variables).
 
     ``frame`` is decoded on first use (``screen`` may be a zero-argument callable): a
     policy that reads only RAM variables never pays for the screen, which keeps its
@@ -76,7 +77,7 @@ class Policy(Protocol):
     def reset(self) -> None:
         """A new episode begins."""
 
-    def act(self, obs: Observation) -> int:
+    def act(self, obs: PolicyInput) -> int:
         """The action for the next step."""
 
 
@@ -95,7 +96,7 @@ class RandomPolicy:
     def reset(self) -> None:
         self._last = None
 
-    def act(self, obs: Observation) -> int:
+    def act(self, obs: PolicyInput) -> int:
         if self._last is not None and self._sticky > 0.0 and self._rng.random() < self._sticky:
             return self._last
         self._last = int(self._rng.integers(self._count))
@@ -146,7 +147,7 @@ class ScriptedExplorer:
             first = self._tick + len(self._queue)
             self._queue.extend(cycle[(first + i) % len(cycle)] for i in range(steps))
 
-    def _stalled(self, obs: Observation) -> bool:
+    def _stalled(self, obs: PolicyInput) -> bool:
         spec = self.spec
         if spec.progress is None:
             return bool(spec.back) and self._rng.random() < 1.0 / spec.stuck_steps
@@ -167,7 +168,7 @@ class ScriptedExplorer:
         self._play(spec.jump, self._span(spec.jump_steps))
         self._hold = 0
 
-    def act(self, obs: Observation) -> int:
+    def act(self, obs: PolicyInput) -> int:
         spec = self.spec
         stalled = self._stalled(obs)
         if not self._queue:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from dataset.episode import EndReason
-from recorder.errors import ProfileError
+from dataset.errors import ProfileError
 
 __all__ = [
     "GENESIS_BUTTONS",

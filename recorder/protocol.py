@@ -24,7 +24,7 @@ from functools import cached_property
 import numpy as np
 import zstandard
 
-from recorder.errors import (
+from dataset.errors import (
     MalformedMessage,
     MessageTooLarge,
     UnknownMessageKind,

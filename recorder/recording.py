@@ -20,8 +20,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from dataset.errors import ConfigError, SonicRLError
 from recorder import protocol as p
-from recorder.errors import ConfigError, SonicRLError
 from recorder.profile import load_profile
 from recorder.server import EpisodeSummary, PolicyFactory, Recorder, ServerConfig
 

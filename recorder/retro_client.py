@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dataset.errors import Disconnected, ProtocolError, RemoteError, UnexpectedMessage
 from recorder import __version__
 from recorder import protocol as p
-from recorder.errors import RemoteError
-from recorder.transport import Closed, WebSocket
+from recorder.transport import WebSocket
 
 __all__ = ["RetroEmulator", "main", "run_client", "to_68k_order"]
 
@@ -140,10 +140,10 @@ def run_client(config: ClientConfig) -> int:
             if config.policy:
                 return _streaming_session(ws, emu, hello, config)
             return _session(ws, emu, hello)
-    except RemoteError as exc:
+    except (RemoteError, ProtocolError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except Closed as exc:
+    except Disconnected as exc:
         if exc.code not in (1000, 1001):
             print(f"error: {RemoteError(exc.code, exc.reason)}", file=sys.stderr)
             return 2
@@ -165,7 +165,7 @@ def _session(ws: WebSocket, emu: RetroEmulator, hello: p.Hello) -> int:
         msg = p.decode(ws.recv())
         if isinstance(msg, p.Action):
             if msg.seq != seq + 1:
-                raise RuntimeError(f"ACTION for seq {msg.seq}, expected {seq + 1}")
+                raise UnexpectedMessage(f"ACTION for seq {msg.seq}, expected {seq + 1}")
             seq = msg.seq
             emu.step(msg.buttons, frame_skip)
             step = p.Step(seq, emu.frame, time.time_ns() // 1000, (msg.buttons,) * frame_skip, emu.observation())
@@ -184,7 +184,7 @@ def _streaming_session(ws: WebSocket, emu: RetroEmulator, hello: p.Hello, config
     The recorder still decides where episodes end (EPISODE_END, then RESET or STOP); the
     steps sent before that news arrives are past the end and the recorder drops them.
     """
-    from recorder.policy import Observation, make_policy
+    from recorder.policy import PolicyInput, make_policy
     from recorder.profile import load_profile
 
     ws.send(p.encode(hello))
@@ -200,7 +200,7 @@ def _streaming_session(ws: WebSocket, emu: RetroEmulator, hello: p.Hello, config
     while True:
         data = ws.poll() if playing else ws.recv()
         if data is None:
-            action = policy.act(Observation(emu.screen, ram, profile.read_variables(ram), step))
+            action = policy.act(PolicyInput(emu.screen, ram, profile.read_variables(ram), step))
             emu.step(masks[action], frame_skip)
             seq += 1
             step += 1
@@ -238,7 +238,7 @@ def _control(msg: p.Message) -> bool:
     elif isinstance(msg, p.Error):
         raise RemoteError(msg.code, msg.message)
     else:
-        raise RuntimeError(f"unexpected {msg.kind.name} from the recorder")
+        raise UnexpectedMessage(f"unexpected {msg.kind.name} from the recorder")
     return False
 
 
@@ -247,7 +247,7 @@ def _expect(data: bytes, kind: type) -> p.Message:
     if isinstance(msg, p.Error):
         raise RemoteError(msg.code, msg.message)
     if not isinstance(msg, kind):
-        raise RuntimeError(f"expected {kind.__name__}, got {msg.kind.name}")
+        raise UnexpectedMessage(f"expected {kind.__name__}, got {msg.kind.name}")
     return msg
 
 

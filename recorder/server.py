@@ -32,9 +32,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from dataset.episode import Actor, EndReason, EpisodeMeta, EpisodeWriter
-from recorder import __version__
-from recorder import protocol as p
-from recorder.errors import (
+from dataset.errors import (
     AuthenticationFailed,
     ConfigError,
     ErrorCode,
@@ -44,8 +42,9 @@ from recorder.errors import (
     UnknownGame,
     UsageError,
 )
-from recorder.policy import Observation as PolicyObservation
-from recorder.policy import Policy, make_policy
+from recorder import __version__
+from recorder import protocol as p
+from recorder.policy import Policy, PolicyInput, make_policy
 from recorder.profile import EpisodeJudge, GameProfile, find_profile_for_rom, load_profile
 
 __all__ = ["STATUS_EVERY_STEPS", "EpisodeSummary", "PolicyFactory", "Recorder", "RecorderStats", "ServerConfig"]
@@ -531,7 +530,7 @@ class Connection:
         assert self.policy is not None and self.profile is not None
         ram = obs.ram_array()
         # obs.rgb is passed uncalled: the screen is decoded only if the policy looks at it.
-        pobs = PolicyObservation(obs.rgb, ram, self.profile.read_variables(ram), self.steps)
+        pobs = PolicyInput(obs.rgb, ram, self.profile.read_variables(ram), self.steps)
         act_async = getattr(self.policy, "act_async", None)
         action = int(await act_async(pobs)) if act_async is not None else int(self.policy.act(pobs))
         if not 0 <= action < len(self.action_masks):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import select
 import socket
-from dataclasses import dataclass
 
 from websockets.client import ClientProtocol
 from websockets.frames import Opcode
@@ -23,18 +22,9 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-__all__ = ["Closed", "WebSocket"]
+from dataset.errors import Disconnected
 
-
-@dataclass
-class Closed(Exception):
-    """The connection closed; ``code``/``reason`` are the peer's close frame (1006 if there was none)."""
-
-    code: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"connection closed ({self.code}: {self.reason})" if self.reason else f"connection closed ({self.code})"
+__all__ = ["WebSocket"]
 
 
 class WebSocket:
@@ -63,7 +53,7 @@ class WebSocket:
         self._flush()
 
     def recv(self) -> bytes:
-        """The next whole binary message. Raises Closed when the connection ends."""
+        """The next whole binary message. Raises Disconnected when the connection ends."""
         while not self._messages:
             self._pump()
         return self._messages.pop(0)
@@ -123,8 +113,8 @@ class WebSocket:
         if self._proto.state == State.CLOSED and not self._messages:
             raise self._closed()
 
-    def _closed(self) -> Closed:
+    def _closed(self) -> Disconnected:
         rcvd = self._proto.close_rcvd
         if rcvd is not None:
-            return Closed(int(rcvd.code), rcvd.reason)
-        return Closed(1006, "connection lost")
+            return Disconnected(int(rcvd.code), rcvd.reason)
+        return Disconnected(1006, "connection lost")

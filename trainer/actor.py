@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from recorder.errors import ConfigError
-from recorder.policy import Observation
+from dataset.errors import ConfigError
+from recorder.policy import PolicyInput
 from trainer.config import PreprocessConfig
 from trainer.network import QNetwork
 from trainer.preprocessing import preprocess_frames
@@ -97,12 +97,12 @@ class ActorHandle:
         self.epsilon = self.actor.epsilon_now()
         self.metadata = self.actor.episode_metadata(self.epsilon)
 
-    async def act_async(self, obs: Observation) -> int:
+    async def act_async(self, obs: PolicyInput) -> int:
         action, version = await self.actor.submit(self, obs.frame)
         self.version = version
         return action
 
-    def act(self, obs: Observation) -> int:  # the Policy protocol; the server prefers act_async
+    def act(self, obs: PolicyInput) -> int:  # the Policy protocol; the server prefers act_async
         raise RuntimeError("ActorHandle acts through act_async on the recorder's event loop")
 
 

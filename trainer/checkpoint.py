@@ -10,14 +10,14 @@ checkpointer checks completeness for the same reason).
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from recorder.errors import ConfigError
+from dataset.atomic import atomic_write
+from dataset.errors import ConfigError
 
 __all__ = [
     "CHECKPOINT_FORMAT_VERSION",
@@ -52,20 +52,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
     missing = REQUIRED_KEYS - set(state)
     if missing:
         raise ValueError(f"checkpoint state lacks {sorted(missing)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    # fsync the folder so the rename itself survives a power cut.
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return path
+    return atomic_write(path, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
+from dataset.errors import ConfigError, DatasetError
 from recorder.console import run_cli
-from recorder.errors import ConfigError, DatasetError
 from trainer.config import Algo, DeviceChoice, PreprocessConfig, TrainConfig
 from trainer.online import online
 

@@ -14,7 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from recorder.errors import ConfigError
+from dataset.atomic import atomic_write_text
+from dataset.errors import ConfigError
 
 __all__ = [
     "Algo",
@@ -188,9 +189,7 @@ class TrainConfig:
         return d
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(path.name + ".partial")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recorder.errors import ConfigError
-from recorder.policy import Observation
+from dataset.errors import ConfigError
+from recorder.policy import PolicyInput
 from trainer.checkpoint import latest_checkpoint, load_checkpoint
 from trainer.config import DeviceChoice, PreprocessConfig, TrainConfig
 from trainer.learner import resolve_device
@@ -69,7 +69,7 @@ class QPolicy:
             self._stack[-c:] = f
         return self._stack
 
-    def act(self, obs: Observation) -> int:
+    def act(self, obs: PolicyInput) -> int:
         state = self.observe(obs.frame)
         with torch.inference_mode():
             q = self.network(torch.from_numpy(state[None]).to(self.device))[0].float().cpu().numpy()

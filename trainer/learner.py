@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from recorder.errors import ConfigError
+from dataset.errors import ConfigError
 from trainer.config import Algo, DeviceChoice, TrainConfig
 from trainer.loss import q_learning_loss
 from trainer.network import QNetwork

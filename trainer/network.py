@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from recorder.errors import ConfigError
+from dataset.errors import ConfigError
 
 __all__ = ["QNetwork"]
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from recorder.errors import ConfigError, DatasetError
+from dataset.errors import ConfigError, DatasetError
 from trainer.checkpoint import (
     CHECKPOINT_FORMAT_VERSION,
     checkpoint_path,

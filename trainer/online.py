@@ -46,9 +46,10 @@ from typing import Any
 import click
 import torch
 
+from dataset.atomic import atomic_write_text
+from dataset.errors import ConfigError, DatasetError, ErrorCode, ProtocolError, SonicRLError
 from recorder import protocol as p
 from recorder.console import run_cli
-from recorder.errors import ConfigError, DatasetError, ErrorCode, ProtocolError, SonicRLError
 from recorder.profile import GameProfile, load_profile
 from trainer.actor import ActorHandle, BatchedActor, EpsilonSchedule
 from trainer.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
@@ -179,11 +180,8 @@ class _OnlineMeta:
     out: str
 
     def save(self, run_dir: Path, history: list[dict[str, Any]]) -> None:
-        path = run_dir / ONLINE_META
-        tmp = path.with_name(path.name + ".partial")
         body = {**dataclasses.asdict(self), "sessions": history}
-        tmp.write_text(json.dumps(body, indent=2) + "\n")
-        tmp.replace(path)
+        atomic_write_text(run_dir / ONLINE_META, json.dumps(body, indent=2) + "\n")
 
 
 def _online_meta(run_dir: Path, updates: int, out: str) -> tuple[_OnlineMeta, list[dict[str, Any]]]:

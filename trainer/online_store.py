@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recorder.errors import DatasetError
+from dataset.errors import DatasetError
 from trainer.config import PreprocessConfig
 from trainer.preprocessing import output_shape, preprocess_frames
 from trainer.replay import Batch, ReplayStore, TransitionIndex

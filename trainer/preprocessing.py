@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from recorder.errors import DatasetError
+from dataset.errors import DatasetError
 from trainer.config import PreprocessConfig
 
 __all__ = ["output_shape", "preprocess_frames"]

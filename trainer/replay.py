@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from recorder.errors import DatasetError
+from dataset.errors import DatasetError
 from trainer.config import PreprocessConfig
 from trainer.preprocessing import output_shape, preprocess_frames
 

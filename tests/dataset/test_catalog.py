@@ -11,7 +11,7 @@ import pytest
 from dataset.catalog import check, describe, find_episode_files, find_partial_files, summarize
 from dataset.compression import ChunkCodec, write_rows
 from dataset.episode import EndReason, EpisodeWriter
-from recorder.errors import DatasetError
+from dataset.errors import DatasetError
 from tests.dataset.conftest import (
     BUTTONS_PER_STEP,
     FRAME_SHAPE,

@@ -18,7 +18,7 @@ from dataset.compression import (
     read_rows,
     write_rows,
 )
-from recorder.errors import DatasetError
+from dataset.errors import DatasetError
 
 
 def test_chunks_are_plain_zstd_frames_with_content_size() -> None:

@@ -16,7 +16,7 @@ from dataset.episode import (
     EpisodeWriter,
     is_partial_name,
 )
-from recorder.errors import DatasetError
+from dataset.errors import DatasetError
 from tests.dataset.conftest import (
     BUTTONS_PER_STEP,
     FRAME_SHAPE,

@@ -8,8 +8,8 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from recorder.errors import ConfigError, ProfileError
-from recorder.policy import Observation, Policy, RandomPolicy, ScriptedExplorer, make_policy
+from dataset.errors import ConfigError, ProfileError
+from recorder.policy import Policy, PolicyInput, RandomPolicy, ScriptedExplorer, make_policy
 from recorder.profile import GameProfile, load_profile, parse_profile
 
 FRAME = np.zeros((224, 320, 3), dtype=np.uint8)
@@ -26,8 +26,8 @@ def airstriker() -> GameProfile:
     return load_profile("Airstriker-Genesis-v0")
 
 
-def obs(step: int, **variables: int) -> Observation:
-    return Observation(screen=FRAME, ram=RAM, variables=variables, step=step)
+def obs(step: int, **variables: int) -> PolicyInput:
+    return PolicyInput(screen=FRAME, ram=RAM, variables=variables, step=step)
 
 
 def run(policy: Policy, xs: list[int]) -> list[int]:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dataset.episode import EndReason
-from recorder.errors import ProfileError
+from dataset.errors import ProfileError
 from recorder.profile import (
     GENESIS_BUTTONS,
     GameProfile,

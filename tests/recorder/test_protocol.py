@@ -8,8 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from recorder import protocol as p
-from recorder.errors import (
+from dataset.errors import (
     ErrorCode,
     MalformedMessage,
     MessageTooLarge,
@@ -17,6 +16,7 @@ from recorder.errors import (
     UnknownMessageKind,
     VersionMismatch,
 )
+from recorder import protocol as p
 
 HELLO = p.Hello(
     "c", "1", "e", "core", "GEN", "rom", "abc", 320, 224, p.PixelFormat.RGB24, 65536, ("B", "A"),

@@ -11,8 +11,8 @@ from websockets.exceptions import ConnectionClosed
 
 from dataset.catalog import check
 from dataset.episode import EndReason, EpisodeReader
+from dataset.errors import ConfigError, ErrorCode
 from recorder import protocol as p
-from recorder.errors import ConfigError, ErrorCode
 from recorder.server import STATUS_EVERY_STEPS, Recorder, ServerConfig
 from tests.recorder.conftest import H, W, client, handshake, hello, observation, running_recorder
 

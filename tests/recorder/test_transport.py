@@ -10,7 +10,8 @@ from contextlib import contextmanager
 import pytest
 import websockets
 
-from recorder.transport import Closed, WebSocket
+from dataset.errors import Disconnected
+from recorder.transport import WebSocket
 
 
 @contextmanager
@@ -50,7 +51,7 @@ def test_messages_fragments_pings_and_a_normal_close() -> None:
         assert ws.recv() == b"\x03\x02\x01"
         assert ws.recv() == b"fragmented"
         assert len(ws.recv()) == 3_000_000
-        with pytest.raises(Closed) as closed:
+        with pytest.raises(Disconnected) as closed:
             ws.recv()
         assert (closed.value.code, closed.value.reason) == (1000, "done")
 
@@ -62,7 +63,7 @@ def test_an_error_close_code_reaches_the_caller() -> None:
 
     with server(handler) as port, WebSocket(f"ws://127.0.0.1:{port}", max_size=2**20) as ws:
         ws.send(b"hello")
-        with pytest.raises(Closed) as closed:
+        with pytest.raises(Disconnected) as closed:
             ws.recv()
         assert closed.value.code == 4004 and "token" in str(closed.value)
 
@@ -72,7 +73,7 @@ def test_oversized_incoming_message_fails_the_connection() -> None:
         await ws.send(b"x" * 5000)
         await ws.wait_closed()
 
-    with server(handler) as port, WebSocket(f"ws://127.0.0.1:{port}", max_size=1000) as ws, pytest.raises(Closed):
+    with server(handler) as port, WebSocket(f"ws://127.0.0.1:{port}", max_size=1000) as ws, pytest.raises(Disconnected):
         ws.recv()
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from recorder.errors import ConfigError, DatasetError
+from dataset.errors import ConfigError, DatasetError
 from trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from trainer.config import Algo, PreprocessConfig, TrainConfig
 from trainer.learner import resolve_device

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from dataset.episode import EndReason, EpisodeReader
-from recorder.errors import ConfigError, DatasetError
+from dataset.errors import ConfigError, DatasetError
 from recorder.profile import load_profile
 from trainer.actor import EpsilonSchedule
 from trainer.checkpoint import latest_checkpoint, load_checkpoint

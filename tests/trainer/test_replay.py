@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recorder.errors import DatasetError
+from dataset.errors import DatasetError
 from trainer.replay import ReplayStore, TransitionIndex, resolve_actions
 
 GAMMA = 0.5

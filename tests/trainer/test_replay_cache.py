@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dataset.episode import EndReason
-from recorder.errors import DatasetError
+from dataset.errors import DatasetError
 from tests.trainer.conftest import write_episode
 from trainer.config import PreprocessConfig
 from trainer.preprocessing import preprocess_frames

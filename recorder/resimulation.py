@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from dataset.episode import EpisodeReader
-from recorder.errors import DatasetError, ReplayMismatch
+from dataset.errors import DatasetError, ReplayMismatch
 
 __all__ = ["ReplayReport", "can_replay", "replay_episode"]
 

@@ -16,12 +16,16 @@
      │    ├── UnexpectedMessage
      │    ├── AuthenticationFailed
      │    └── UnknownGame
-     └── RemoteError             the other side sent an ERROR message (client side)
+     ├── RemoteError             the other side sent an ERROR message (client side)
+     └── Disconnected            the websocket closed; carries the peer's close code and reason
+
+It lives in the bottom layer (``dataset``), so every package can import it without
+an import cycle: ``dataset`` imports nothing of ``recorder`` or ``trainer``.
 
 Exactly one place turns a ProtocolError into what the peer sees
 (``recorder.server``: an ERROR message, then a websocket close with the same
 code), and exactly one place turns a UsageError into what the user sees
-(the CLIs' ``main``): the style of python-websockets' ``exceptions.py``.
+(``recorder.console.run_cli``): the style of python-websockets' ``exceptions.py``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ __all__ = [
     "AuthenticationFailed",
     "ConfigError",
     "DatasetError",
+    "Disconnected",
     "ErrorCode",
     "MalformedMessage",
     "MessageTooLarge",
@@ -157,5 +162,14 @@ class RemoteError(SonicRLError):
         except ValueError:
             explained = "unknown error code"
         super().__init__(f"recorder refused the session ({code}: {reason}) - {explained}")
+        self.code = code
+        self.reason = reason
+
+
+class Disconnected(SonicRLError):
+    """The websocket connection closed; ``code``/``reason`` are the peer's close frame (1006 if none)."""
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        super().__init__(f"connection closed ({code}: {reason})" if reason else f"connection closed ({code})")
         self.code = code
         self.reason = reason

@@ -1,0 +1,86 @@
+"""Crash-safe file writes: the one place that writes a temporary file, fsyncs it and renames it into place.
+
+A reader sees either the old file or the whole new one, never a half-written
+one, even after a crash or a power cut:
+
+1. the data goes to a temporary name in the target's folder (same file system,
+   so the rename is atomic);
+2. the temporary file is flushed and ``fsync``-ed;
+3. ``os.replace`` renames it over the target (atomic on POSIX and, within a
+   volume, on Windows);
+4. the folder is ``fsync``-ed so the rename itself is durable (POSIX: a rename
+   lives in the directory entry; Windows has no directory handles to fsync, and
+   NTFS journals the rename, so this step is skipped there).
+
+Episode files (``dataset.episode``), checkpoints, run configs and the online
+run's metadata all go through :func:`commit` or :func:`atomic_write`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+__all__ = ["TEMP_MARK", "atomic_write", "atomic_write_text", "commit", "fsync_dir", "temp_path_for"]
+
+#: Temporary files made here are named ``.NAME.partial-PID``: hidden, and naming the process
+#: that owns them, so a clean-up can tell a live writer's file from a crashed one's.
+TEMP_MARK = ".partial-"
+
+
+def temp_path_for(final: Path) -> Path:
+    """The temporary name this process writes ``final`` under."""
+    return final.with_name(f".{final.name}{TEMP_MARK}{os.getpid()}")
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (no-op where folders cannot be opened: Windows)."""
+    if os.name == "nt":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    # Opened for writing: Windows' FlushFileBuffers needs a handle with write access.
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def commit(temp: Path, final: Path) -> Path:
+    """fsync the finished ``temp``, rename it to ``final`` and fsync the folder; returns ``final``."""
+    _fsync_file(temp)
+    os.replace(temp, final)
+    fsync_dir(final.parent)
+    return final
+
+
+def atomic_write(final: Path, write: Callable[[IO[bytes]], object]) -> Path:
+    """Write ``final`` by calling ``write`` on a binary file object; all or nothing."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temp = temp_path_for(final)
+    try:
+        with open(temp, "wb") as f:
+            write(f)
+        return commit(temp, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+
+
+def atomic_write_text(final: Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``final``; all or nothing."""
+    return atomic_write(final, lambda f: f.write(text.encode("utf-8")))
+
