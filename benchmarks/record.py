@@ -51,7 +51,7 @@ def bare(steps_per_episode: list[int], policy_name: str, seed: int) -> tuple[flo
     profile = load_profile(GAME)
     policy = make_policy(policy_name, profile, seed)
     emu = RetroEmulator(GAME)
-    masks = [profile.action_mask(i, emu.buttons) for i in range(len(profile.actions))]
+    masks = profile.action_set(emu.buttons).masks
     frames = 0
     elapsed = 0.0
     try:

@@ -17,7 +17,6 @@ tests use as ground truth.
 from __future__ import annotations
 
 import enum
-import math
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -30,6 +29,7 @@ import numpy as np
 
 from dataset.episode import EndReason
 from dataset.errors import ProfileError
+from recorder.action_set import ActionSet, normalize_button
 
 __all__ = [
     "GENESIS_BUTTONS",
@@ -45,7 +45,6 @@ __all__ = [
     "find_profile_for_rom",
     "list_profiles",
     "load_profile",
-    "normalize_button",
     "normalize_rom_hash",
     "parse_profile",
 ]
@@ -61,12 +60,6 @@ _DTYPES = frozenset(
 ) | {"|u1", "|i1", "u1", "i1"}
 
 _PROFILE_PACKAGE = "recorder.profiles"
-
-
-def normalize_button(name: str) -> str:
-    """Canonical button name: upper case, a BizHawk player prefix ("P1 Up") removed."""
-    name = name.strip().upper()
-    return re.sub(r"^P\d+\s+", "", name)
 
 
 def normalize_rom_hash(rom_hash: str) -> str:
@@ -210,9 +203,9 @@ class GameProfile:
     reward: RewardSpec | None = None
     end_rules: tuple[EndRule, ...] = ()
     explorer: ExplorerSpec | None = None
-    frame_skip: int = 4
+    frame_skip: int = 4          # default frames per step when the recorder is given none
     # Buttons that do the same as one in the action set (Sonic 2 jumps with A, B or C):
-    # nearest_action reads a human's C as B.
+    # ActionSet.nearest reads a human's C as B.
     equivalent_buttons: tuple[tuple[str, str], ...] = ()
 
     def variable(self, name: str) -> RamVariable:
@@ -227,49 +220,9 @@ class GameProfile:
             ram = np.ascontiguousarray(ram)
         return {var.name: var.read(ram) for var in self.variables}
 
-    def action_mask(self, action: int, button_names: Sequence[str]) -> int:
-        """Button mask (bit i = ``button_names[i]`` held) of ``action`` for a client's button order.
-
-        Names match case-insensitively, with a BizHawk "P1 " prefix ignored.
-        """
-        if not 0 <= action < len(self.actions):
-            raise ProfileError(
-                f"action {action} is out of range: profile {self.id} has {len(self.actions)} actions"
-            )
-        index = {normalize_button(name): i for i, name in enumerate(button_names)}
-        mask = 0
-        for button in self.actions[action]:
-            if button not in index:
-                raise ProfileError(
-                    f"the client has no {button} button (it has {', '.join(button_names)}); "
-                    f"profile {self.id} needs it for action {self.action_names[action]!r}"
-                )
-            mask |= 1 << index[button]
-        return mask
-
-    def nearest_action(self, mask: int, button_names: Sequence[str]) -> int:
-        """The action closest to a human's button combination ``mask``.
-
-        Metric: buttons equivalent to an action-set button (``equivalent_buttons``)
-        count as that button; buttons no action uses are ignored; the distance is
-        the number of buttons that differ (held by one, not the other). Ties go
-        to the lower action index, so list the most common actions first.
-        """
-        equivalent = dict(self.equivalent_buttons)
-        used = {button for action in self.actions for button in action}
-        held: set[str] = set()
-        for i, name in enumerate(button_names):
-            if mask >> i & 1:
-                button = normalize_button(name)
-                button = equivalent.get(button, button)
-                if button in used:
-                    held.add(button)
-        best, best_distance = 0, math.inf
-        for i, action in enumerate(self.actions):
-            distance = len(held.symmetric_difference(action))
-            if distance < best_distance:
-                best, best_distance = i, distance
-        return best
+    def action_set(self, button_names: Sequence[str]) -> ActionSet:
+        """The action set as masks of a client's buttons (ProfileError if it lacks one)."""
+        return ActionSet(self.id, self.actions, self.action_names, button_names, self.equivalent_buttons)
 
     def action_index(self, name: str) -> int:
         try:
@@ -279,9 +232,9 @@ class GameProfile:
                 f"profile {self.id} has no action {name!r}; its actions: {', '.join(self.action_names)}"
             ) from None
 
-    def judge(self) -> EpisodeJudge:
-        """A fresh per-episode judge of reward and terminal ends."""
-        return EpisodeJudge(self)
+    def judge(self, frame_skip: int) -> EpisodeJudge:
+        """A fresh per-episode judge of reward and terminal ends for a session's ``frame_skip``."""
+        return EpisodeJudge(self, frame_skip)
 
 
 class EpisodeJudge:
@@ -291,8 +244,11 @@ class EpisodeJudge:
     each step. The step limit is not judged here: the recorder truncates.
     """
 
-    def __init__(self, profile: GameProfile) -> None:
+    def __init__(self, profile: GameProfile, frame_skip: int) -> None:
         self.profile = profile
+        #: Emulated frames per step: the session's, never the profile's default (a time bonus
+        #: counts frames).
+        self.frame_skip = frame_skip
         self._start: dict[str, int] = {}
         self._prev: dict[str, int] = {}
         self._steps = 0
@@ -349,7 +305,7 @@ class EpisodeJudge:
         reward = spec.scale * (progress - self._prev_progress)
         self._prev_progress = progress
         if progress >= 1.0 and spec.finish_bonus_frames > 0:
-            frames = self._steps * self.profile.frame_skip
+            frames = self._steps * self.frame_skip
             reward += spec.finish_bonus * (1.0 - min(max(frames / spec.finish_bonus_frames, 0.0), 1.0))
         return reward
 

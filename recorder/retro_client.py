@@ -192,7 +192,7 @@ def _streaming_session(ws: WebSocket, emu: RetroEmulator, hello: p.Hello, config
     frame_skip = welcome.frame_skip
     profile = load_profile(config.profile or config.game)
     policy = make_policy(str(config.policy), profile, config.seed)
-    masks = [profile.action_mask(i, emu.buttons) for i in range(len(profile.actions))]
+    masks = profile.action_set(emu.buttons).masks
     seq = 0
     playing = False
     step = 0

@@ -44,6 +44,7 @@ from dataset.errors import (
 )
 from recorder import __version__
 from recorder import protocol as p
+from recorder.action_set import ActionSet
 from recorder.policy import Policy, PolicyInput, make_policy
 from recorder.profile import EpisodeJudge, GameProfile, find_profile_for_rom, load_profile
 
@@ -237,7 +238,7 @@ class Connection:
         self.policy: Policy | None = None
         self.policy_id = "human"  # who chose the buttons: "human", the server's or the client's policy
         self.discarded = 0  # client-policy STEPs that arrived after their episode ended
-        self.action_masks: list[int] = []
+        self.actions: ActionSet | None = None
         self.max_steps = 0
         # Episode state.
         self.writer: EpisodeWriter | None = None
@@ -373,7 +374,7 @@ class Connection:
         if hello.pixel_format == p.PixelFormat.NONE:
             problems.append("the client declares no screen format")
         try:
-            self.action_masks = [profile.action_mask(i, hello.buttons) for i in range(len(profile.actions))]
+            self.actions = profile.action_set(hello.buttons)
         except ProfileError as exc:
             problems.append(str(exc))
         if problems:
@@ -399,7 +400,7 @@ class Connection:
         self.steps = 0
         self.episode_return = 0.0
         self.frame_shape = frame.shape  # type: ignore[assignment]
-        self.judge = self.profile.judge()
+        self.judge = self.profile.judge(self.config.frame_skip)
         self.judge.start(ram)
         if self.policy is not None:
             self.policy.reset()
@@ -533,10 +534,11 @@ class Connection:
         pobs = PolicyInput(obs.rgb, ram, self.profile.read_variables(ram), self.steps)
         act_async = getattr(self.policy, "act_async", None)
         action = int(await act_async(pobs)) if act_async is not None else int(self.policy.act(pobs))
-        if not 0 <= action < len(self.action_masks):
+        assert self.actions is not None
+        if not 0 <= action < len(self.actions):
             raise RuntimeError(f"policy {self.policy.policy_id} chose action {action} outside the action set")
         version = int(getattr(self.policy, "version", 0))
-        self.pending_action = p.Action(self.next_seq, self.action_masks[action], action, version)
+        self.pending_action = p.Action(self.next_seq, self.actions.mask(action), action, version)
         await self._send(self.pending_action)
 
     def _on_dropped(self, msg: p.FramesDropped) -> None:
@@ -587,9 +589,9 @@ class Connection:
             assert act is not None
             action, actor, version = act.action, Actor.POLICY, act.policy_version
         elif self.mode == p.Mode.CLIENT_POLICY:
-            assert self.profile is not None and self.hello is not None
-            # The client's policy plays from the profile's action set; recover the index from the mask.
-            action, actor, version = self.profile.nearest_action(msg.buttons[0], self.hello.buttons), Actor.POLICY, 0
+            assert self.actions is not None
+            # The client's policy plays from the profile's action set; recover the index from the masks.
+            action, actor, version = self.actions.of_step(msg.buttons), Actor.POLICY, 0
         else:
             action, actor, version = -1, Actor.HUMAN, 0
         self.steps += 1

@@ -32,13 +32,15 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dataset.errors import DatasetError
+from recorder.action_set import ActionSet
+from recorder.profile import parse_profile
 from trainer.config import PreprocessConfig
 from trainer.preprocessing import output_shape, preprocess_frames
 
@@ -226,44 +228,22 @@ class DatasetInfo:
         return cls(**d)
 
 
-def _step_masks(buttons: np.ndarray) -> np.ndarray:
-    """One button mask per step from ``buttons()`` (N,) or (N, K): the mask held longest.
-
-    A human may change buttons within a frame-skip window; the mask held for most
-    of the window's frames (ties: the first) is the action the step stands for.
-    """
-    b = np.asarray(buttons).astype(np.int64)
-    if b.ndim == 1:
-        return b
-    if b.shape[1] == 1:
-        return b[:, 0]
-    counts = (b[:, :, None] == b[:, None, :]).sum(axis=2)
-    return b[np.arange(b.shape[0]), counts.argmax(axis=1)]
-
-
 def resolve_actions(
-    actions: np.ndarray,
-    buttons: np.ndarray,
-    action_of_mask: Callable[[int], int],
-    exact_masks: Iterable[int],
+    actions: np.ndarray, buttons: np.ndarray, action_set: ActionSet
 ) -> tuple[np.ndarray, int, int]:
-    """Fill human steps (action -1) with the nearest action of the set.
+    """Fill human steps (action -1) with the action their buttons stand for (``ActionSet.of_steps``).
 
     Returns (actions, mapped, human): ``mapped`` counts the human steps whose mask
-    was not exactly one of ``exact_masks``. Nearest-action lookups run once per
-    distinct mask, not once per step.
+    was not exactly an action's.
     """
     actions = np.asarray(actions).astype(np.int64)
     human = actions < 0
     if not human.any():
         return actions, 0, 0
-    masks = _step_masks(buttons)[human]
-    uniq, inverse = np.unique(masks, return_inverse=True)
-    lookup = np.array([action_of_mask(int(m)) for m in uniq], dtype=np.int64)
+    found, mapped = action_set.of_steps(np.asarray(buttons)[human])
     actions = actions.copy()
-    actions[human] = lookup[inverse]
-    exact = np.isin(masks, np.fromiter(exact_masks, dtype=np.int64))
-    return actions, int((~exact).sum()), int(human.sum())
+    actions[human] = found
+    return actions, mapped, int(human.sum())
 
 
 class FrameCache:
@@ -357,15 +337,6 @@ def _read_episode_headers(files: Sequence[Path]) -> list[dict[str, Any]]:
     return headers
 
 
-def _mask_mapper(profile_toml: str, button_names: tuple[str, ...]) -> tuple[Callable[[int], int], list[int]]:
-    from recorder import profile as profile_mod
-
-    parse = getattr(profile_mod, "parse_profile", None) or profile_mod.GameProfile.from_toml
-    prof = parse(profile_toml)
-    exact = [prof.action_mask(a, list(button_names)) for a in range(len(prof.actions))]
-    return (lambda m: int(prof.nearest_action(m, list(button_names)))), exact
-
-
 def _build_cache(
     root: Path,
     files: Sequence[Path],
@@ -386,7 +357,7 @@ def _build_cache(
     )
     arrays: dict[str, list[np.ndarray]] = {k: [] for k in ("actions", "rewards", "terminated", "truncated")}
     mapped = human = 0
-    mapper: tuple[Callable[[int], int], list[int]] | None = None
+    action_set: ActionSet | None = None
     offset = 0
     for i, h in enumerate(headers):
         if progress is not None:
@@ -397,8 +368,8 @@ def _build_cache(
                 frames[offset + first : offset + first + len(chunk)] = preprocess_frames(chunk, preprocess)
             actions = np.asarray(ep.actions())
             if (actions < 0).any():
-                mapper = mapper or _mask_mapper(h["profile_toml"], h["button_names"])
-                actions, m, hu = resolve_actions(actions, ep.buttons(), mapper[0], mapper[1])
+                action_set = action_set or parse_profile(h["profile_toml"]).action_set(h["button_names"])
+                actions, m, hu = resolve_actions(actions, ep.buttons(), action_set)
                 mapped += m
                 human += hu
             n_actions = len(h["action_names"])

@@ -171,7 +171,7 @@ def _contest_reward(x0: int, end: int, xs: list[int], frame_skip: int = 4) -> li
 
 
 def test_sonic2_contest_reward_and_level_end() -> None:
-    judge = load_profile(SONIC2).judge()
+    judge = load_profile(SONIC2).judge(4)
     judge.start(make_ram(x=0x60))
     end = 0x2A40  # Emerald Hill act 1 in script.lua's level_max_x
     xs = [0x60 + 100, 0x60 + 50, 0x10, 0x60 + 3000, 0x1800, end - 1, end + 40]
@@ -183,6 +183,19 @@ def test_sonic2_contest_reward_and_level_end() -> None:
     assert sum(r for r, _ in results) == pytest.approx(9000 + 1000 * (1 - 7 * 4 / 18000))
     assert [reason for _, reason in results] == [None] * 6 + [EndReason.LEVEL_END]
     assert judge.progress == 1.0
+
+
+def test_finish_bonus_counts_the_sessions_frame_skip_not_the_profiles() -> None:
+    # Issue 8: the bonus used the profile's frame_skip (4) while the session ran --frame-skip 2.
+    profile = load_profile(SONIC2)
+    assert profile.frame_skip == 4
+    judge = profile.judge(2)
+    judge.start(make_ram(x=0x60))
+    end = 0x2A40
+    xs = [0x60 + 500, end + 1]
+    rewards = [judge.step(make_ram(x=x))[0] for x in xs]
+    assert rewards == pytest.approx(_contest_reward(0x60, end, xs, frame_skip=2))
+    assert sum(rewards) == pytest.approx(9000 + 1000 * (1 - 2 * 2 / 18000))
 
 
 @pytest.mark.parametrize(
@@ -198,25 +211,25 @@ def test_sonic2_contest_reward_and_level_end() -> None:
     ],
 )
 def test_sonic2_end_reasons(after: dict[str, int], reason: EndReason | None) -> None:
-    judge = load_profile(SONIC2).judge()
+    judge = load_profile(SONIC2).judge(4)
     judge.start(make_ram())
     assert judge.step(make_ram()) == (0.0, None)
     assert judge.step(make_ram(**after))[1] == reason
 
 
 def test_sonic2_life_lost_is_relative_to_the_previous_step() -> None:
-    judge = load_profile(SONIC2).judge()
+    judge = load_profile(SONIC2).judge(4)
     judge.start(make_ram(lives=5))
     assert judge.step(make_ram(lives=6))[1] is None
     assert judge.step(make_ram(lives=5))[1] is EndReason.LIFE_LOST
 
 
 def test_sonic2_unknown_level_is_a_profile_error() -> None:
-    judge = load_profile(SONIC2).judge()
+    judge = load_profile(SONIC2).judge(4)
     with pytest.raises(ProfileError, match=r"zone=3, act=0.*reward.level_end"):
         judge.start(make_ram(zone=3))
     with pytest.raises(ProfileError, match="before start"):
-        load_profile(SONIC2).judge().step(make_ram())
+        load_profile(SONIC2).judge(4).step(make_ram())
 
 
 def test_airstriker_judge_on_fixtures() -> None:
@@ -229,7 +242,7 @@ def test_airstriker_judge_on_fixtures() -> None:
         out[0x0266:0x0268] = list(gameover.to_bytes(2, "big"))
         return out
 
-    judge = profile.judge()
+    judge = profile.judge(4)
     judge.start(ram(0, 3, 9))
     assert judge.step(ram(20, 3, 9)) == (20.0, None)
     assert judge.step(ram(20, 2, 9)) == (0.0, None)  # a lost ship goes on
@@ -244,33 +257,35 @@ def test_action_masks_for_both_button_orders() -> None:
     sonic = load_profile(SONIC2)
     spin = sonic.action_names.index("spin_dash")
     # stable-retro order: B is bit 0, DOWN bit 5.
-    assert sonic.action_mask(spin, GENESIS_BUTTONS) == 1 << 0 | 1 << 5
-    assert sonic.action_mask(spin, BIZHAWK_BUTTONS) == 1 << 1 | 1 << 5
-    assert sonic.action_mask(spin, [f"P1 {b}" for b in BIZHAWK_BUTTONS]) == 1 << 1 | 1 << 5
-    assert sonic.action_mask(sonic.action_names.index("noop"), BIZHAWK_BUTTONS) == 0
+    assert sonic.action_set(GENESIS_BUTTONS).mask(spin) == 1 << 0 | 1 << 5
+    assert sonic.action_set(BIZHAWK_BUTTONS).mask(spin) == 1 << 1 | 1 << 5
+    assert sonic.action_set([f"P1 {b}" for b in BIZHAWK_BUTTONS]).mask(spin) == 1 << 1 | 1 << 5
+    assert sonic.action_set(BIZHAWK_BUTTONS).mask(sonic.action_names.index("noop")) == 0
     right = sonic.action_names.index("right")
-    assert sonic.action_mask(right, GENESIS_BUTTONS) == 1 << 7
+    assert sonic.action_set(GENESIS_BUTTONS).mask(right) == 1 << 7
     with pytest.raises(ProfileError, match="no DOWN button"):
-        sonic.action_mask(spin, ["B", "A", "LEFT", "RIGHT"])
+        sonic.action_set(["B", "A", "LEFT", "RIGHT"])
     with pytest.raises(ProfileError, match="out of range"):
-        sonic.action_mask(len(sonic.actions), GENESIS_BUTTONS)
+        sonic.action_set(GENESIS_BUTTONS).mask(len(sonic.actions))
 
 
 @pytest.mark.parametrize("game", [AIRSTRIKER, SONIC2])
 @pytest.mark.parametrize("order", [GENESIS_BUTTONS, BIZHAWK_BUTTONS])
 def test_nearest_action_inverts_action_mask(game: str, order: tuple[str, ...]) -> None:
-    profile = load_profile(game)
-    for action in range(len(profile.actions)):
-        assert profile.nearest_action(profile.action_mask(action, order), order) == action
+    actions = load_profile(game).action_set(order)
+    for action in range(len(actions)):
+        assert actions.nearest(actions.mask(action)) == action
+        assert actions.of_step([actions.mask(action)] * 4) == action
 
 
 def test_nearest_action_for_human_combinations() -> None:
     sonic = load_profile(SONIC2)
     names = sonic.action_names
+    actions = sonic.action_set(BIZHAWK_BUTTONS)
 
     def nearest(*buttons: str) -> str:
         mask = sum(1 << BIZHAWK_BUTTONS.index(b) for b in buttons)
-        return names[sonic.nearest_action(mask, BIZHAWK_BUTTONS)]
+        return names[actions.nearest(mask)]
 
     assert nearest("C") == "jump"                   # A, B and C all jump in Sonic 2
     assert nearest("Down", "A") == "spin_dash"
@@ -329,13 +344,13 @@ def test_airstriker_judge_on_a_real_game(airstriker_env) -> None:
     env = airstriker_env
     profile = load_profile(AIRSTRIKER)
     env.reset(seed=0)
-    judge = profile.judge()
+    judge = profile.judge(4)
     judge.start(_big_endian(env))
     start_score = env.data.lookup_value("score")
     rng = np.random.default_rng(2)
     total, reason, lives = 0.0, None, [env.data.lookup_value("lives")]
     for _step in range(5000):
-        mask = profile.action_mask(int(rng.integers(len(profile.actions))), env.buttons)
+        mask = profile.action_set(env.buttons).mask(int(rng.integers(len(profile.actions))))
         env.em.set_button_mask(np.array([mask >> i & 1 for i in range(12)], dtype=np.uint8), 0)
         for _ in range(profile.frame_skip):
             env.em.step()

@@ -144,7 +144,7 @@ def test_policy_session_lockstep_and_step_limit(out: Path) -> None:
 
         prof = load_profile("Airstriker-Genesis-v0")
         for a, b in zip(actions, ep.buttons(), strict=True):
-            assert (b == prof.action_mask(int(a), hello().buttons)).all()
+            assert (b == prof.action_set(hello().buttons).mask(int(a))).all()
 
 
 def test_status_reports_the_last_reward_and_the_return_so_far(out: Path) -> None:
@@ -347,7 +347,7 @@ def test_client_policy_session_streams_and_drops_steps_past_the_end(out: Path) -
     from recorder.profile import load_profile
 
     prof = load_profile("Airstriker-Genesis-v0")
-    right_fire = prof.action_mask(prof.action_names.index("right_fire"), hello().buttons)
+    right_fire = prof.action_set(hello().buttons).mask(prof.action_names.index("right_fire"))
     config = ServerConfig(out=out, port=0, max_steps=5, episodes=2)
     with running_recorder(config) as rec, client(rec) as ws:
         handshake(ws, mode=p.Mode.CLIENT_POLICY, policy_id="scripted")

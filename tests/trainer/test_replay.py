@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from dataset.errors import DatasetError
+from recorder.action_set import ActionSet
 from trainer.replay import ReplayStore, TransitionIndex, resolve_actions
 
 GAMMA = 0.5
@@ -139,10 +140,8 @@ def test_empty_episode_is_refused() -> None:
 
 
 def test_human_button_masks_map_to_the_nearest_action_and_are_counted() -> None:
-    exact = [0b0000, 0b0001, 0b0010]
-
-    def nearest(mask: int) -> int:
-        return min(range(3), key=lambda a: bin(exact[a] ^ mask).count("1"))
+    # Exact masks 0b0000, 0b0001, 0b0010; B2 and B3 belong to no action.
+    action_set = ActionSet("t", [(), ("B0",), ("B1",)], ["noop", "b0", "b1"], ["B0", "B1", "B2", "B3"])
 
     actions = np.array([2, -1, -1, -1, -1])
     # Per-step masks over a 4-frame window; the mask held longest stands for the step.
@@ -153,6 +152,6 @@ def test_human_button_masks_map_to_the_nearest_action_and_are_counted() -> None:
         [2, 2, 0, 0],   # tie: first mask, exact action 2
         [8, 8, 8, 8],   # not in the set -> nearest is 0 (distance 1)
     ])
-    out, mapped, human = resolve_actions(actions, buttons, nearest, exact)
+    out, mapped, human = resolve_actions(actions, buttons, action_set)
     assert out.tolist() == [2, 1, 1, 2, 0]
     assert (mapped, human) == (2, 4)
