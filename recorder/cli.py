@@ -16,6 +16,7 @@ import click
 from dataset.errors import UsageError
 from recorder import __version__
 from recorder.console import run_cli
+from recorder.export import export
 
 __all__ = ["cli", "main"]
 
@@ -43,6 +44,7 @@ def cli(log_level: str) -> None:
     With BizHawk:   sonic-rec record --out data/          (then press Connect in the tool)
     Without it:     sonic-rec record --emulator retro --game Airstriker-Genesis-v0 --episodes 4 --out data/
     Inspect:        sonic-rec ls data/ ; sonic-rec show data/FILE.h5 ; sonic-rec verify data/ --replay
+    Export:         sonic-rec export video data/ --overlay ; sonic-rec export minari data/ NAME
     """
     _setup_logging(log_level)
 
@@ -221,6 +223,9 @@ def _replay_all(files: list[Path], problems: dict[Path, list[str]], notes: dict[
                     problems[path].append(problem)
                 else:
                     notes[path] = f"  (replayed {frames} frames bit for bit)"
+
+
+cli.add_command(export)
 
 
 def main() -> None:
