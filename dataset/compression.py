@@ -20,9 +20,12 @@ thread: ``zstandard`` releases the GIL while it compresses.
 
 from __future__ import annotations
 
+import os
+import shlex
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -37,7 +40,9 @@ __all__ = [
     "compress_rows",
     "create_zstd_dataset",
     "dataset_filters",
+    "h5dump_hint",
     "iter_chunks",
+    "plugin_folder",
     "read_rows",
     "write_compressed",
     "write_rows",
@@ -259,3 +264,30 @@ def dataset_filters(dset: h5py.Dataset) -> list[FilterInfo]:
             label = "zstd"
         out.append(FilterInfo(int(code), label or str(code), int(flags), tuple(values)))
     return out
+
+
+# --------------------------------------------------------------------------- other HDF5 tools
+
+
+def plugin_folder() -> Path:
+    """The folder of hdf5plugin's compiled HDF5 filters (the Zstd one, ``libh5zstd``, among them).
+
+    HDF5 loads a filter it does not know from the folders in ``HDF5_PLUGIN_PATH``,
+    so pointing that variable here lets plain ``h5py``, ``h5dump`` and HDFView
+    decompress the episode files (hdf5plugin's documented use with other HDF5
+    programs). In Python, ``import hdf5plugin`` registers the filters instead.
+    """
+    import hdf5plugin
+
+    return Path(hdf5plugin.PLUGIN_PATH)
+
+
+def h5dump_hint(episode: str, *, dataset: str = "/rewards", windows: bool | None = None) -> str:
+    """The one command line that dumps ``dataset`` of ``episode`` with h5dump (plugin path set).
+
+    POSIX shells take ``VAR=value command``; on Windows the line is for PowerShell.
+    """
+    folder = str(plugin_folder())
+    if windows if windows is not None else os.name == "nt":
+        return f'$env:HDF5_PLUGIN_PATH = "{folder}"; h5dump -d {dataset} "{episode}"'
+    return f"HDF5_PLUGIN_PATH={shlex.quote(folder)} h5dump -d {dataset} {shlex.quote(episode)}"

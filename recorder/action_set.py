@@ -6,7 +6,8 @@ action index, goes through :class:`ActionSet`:
 * the recorder's session, to answer a policy's action with the client's mask,
   and to recover the action a client-policy client played;
 * the embedded clients, to press a policy's action;
-* the trainer, to give recorded human steps (action ``-1``) an action.
+* the trainer and ``sonic-rec export minari``, to give recorded human steps
+  (action ``-1``) an action (:meth:`ActionSet.resolve`).
 
 The rule for a step's buttons (one mask per emulated frame): the mask held for
 the most frames of the step stands for it (ties: the earliest); a mask equal to
@@ -143,3 +144,19 @@ class ActionSet:
         lookup = np.array([self.nearest(int(m)) for m in uniq], dtype=np.int64)
         exact = np.array([int(m) in self._exact for m in uniq], dtype=bool)
         return lookup[inverse].reshape(-1), int((~exact[inverse]).sum())
+
+    def resolve(self, actions: np.ndarray, buttons: np.ndarray) -> tuple[np.ndarray, int, int]:
+        """(actions, mapped, human): recorded ``actions`` (int64) with every human step (-1) filled
+        with the action its per-frame ``buttons`` stand for (:meth:`of_steps`).
+
+        ``human`` counts the steps filled, ``mapped`` those of them whose mask was not exactly
+        an action's. The trainer's replay cache and ``sonic-rec export minari`` both use it.
+        """
+        actions = np.asarray(actions).astype(np.int64)
+        human = actions < 0
+        if not human.any():
+            return actions, 0, 0
+        found, mapped = self.of_steps(np.asarray(buttons)[human])
+        actions = actions.copy()
+        actions[human] = found
+        return actions, mapped, int(human.sum())

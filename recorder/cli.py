@@ -16,6 +16,7 @@ import click
 from dataset.errors import UsageError
 from recorder import __version__
 from recorder.console import run_cli
+from recorder.export import export
 
 __all__ = ["cli", "main"]
 
@@ -43,6 +44,7 @@ def cli(log_level: str) -> None:
     With BizHawk:   sonic-rec record --out data/          (then press Connect in the tool)
     Without it:     sonic-rec record --emulator retro --game Airstriker-Genesis-v0 --episodes 4 --out data/
     Inspect:        sonic-rec ls data/ ; sonic-rec show data/FILE.h5 ; sonic-rec verify data/ --replay
+    Export:         sonic-rec export video data/ --overlay ; sonic-rec export minari data/ NAME
     """
     _setup_logging(log_level)
 
@@ -145,9 +147,22 @@ def ls_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def show(path: Path) -> None:
+@click.argument("path", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--h5dump-hint", is_flag=True,
+              help="Print instead the h5dump command line that reads PATH with the Zstd filter (HDF5_PLUGIN_PATH "
+                   "set to hdf5plugin's filters); the same variable lets HDFView and plain h5py read the files.")
+def show(path: Path | None, h5dump_hint: bool) -> None:
     """Print one episode's metadata and a summary of every dataset in it."""
+    if h5dump_hint:
+        from dataset.compression import h5dump_hint as hint
+        from dataset.compression import plugin_folder
+
+        click.echo(hint(str(path) if path else "FILE.h5"))
+        click.echo(f"(HDFView and plain h5py read the files too with HDF5_PLUGIN_PATH={plugin_folder()}; "
+                   "in Python, `import hdf5plugin` is enough)", err=True)  # fmt: skip
+        return
+    if path is None:
+        raise UsageError("show needs an episode file: sonic-rec show data/FILE.h5")
     from dataset.catalog import describe
 
     click.echo(describe(path))
@@ -208,6 +223,9 @@ def _replay_all(files: list[Path], problems: dict[Path, list[str]], notes: dict[
                     problems[path].append(problem)
                 else:
                     notes[path] = f"  (replayed {frames} frames bit for bit)"
+
+
+cli.add_command(export)
 
 
 def main() -> None:

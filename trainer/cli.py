@@ -13,6 +13,7 @@ from dataset.errors import ConfigError, DatasetError
 from recorder.console import run_cli
 from trainer.config import Algo, DeviceChoice, PreprocessConfig, TrainConfig
 from trainer.online import online
+from trainer.plot import plot
 
 __all__ = ["cli", "main"]
 
@@ -180,6 +181,7 @@ def eval_(
 
 
 cli.add_command(online)
+cli.add_command(plot)
 
 
 def main() -> None:

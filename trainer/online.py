@@ -60,7 +60,7 @@ from trainer.network import QNetwork
 from trainer.offline import _checkpoint_state, _restore_rng, open_store
 from trainer.online_store import MixedSampler, OnlineStore
 
-__all__ = ["OnlineConfig", "OnlineResult", "main", "online", "run_online"]
+__all__ = ["OnlineConfig", "OnlineResult", "main", "online", "online_episode_files", "run_online"]
 
 log = logging.getLogger("sonic_rl.online")
 
@@ -183,6 +183,10 @@ class _OnlineMeta:
         body = {**dataclasses.asdict(self), "sessions": history}
         atomic_write_text(run_dir / ONLINE_META, json.dumps(body, indent=2) + "\n")
 
+    def folder(self, run_dir: Path) -> Path:
+        """Where the online episodes go (``out`` is stored relative to the run unless absolute)."""
+        return Path(self.out) if Path(self.out).is_absolute() else run_dir / self.out
+
 
 def _online_meta(run_dir: Path, updates: int, out: str) -> tuple[_OnlineMeta, list[dict[str, Any]]]:
     path = run_dir / ONLINE_META
@@ -200,6 +204,14 @@ def _online_meta(run_dir: Path, updates: int, out: str) -> tuple[_OnlineMeta, li
         return meta, history
     # The default folder is stored relative to the run, so a moved run folder keeps its episodes.
     return _OnlineMeta(uuid.uuid4().hex[:12], updates, str(Path(out).resolve()) if out else "online"), []
+
+
+def online_episode_files(run_dir: Path) -> list[Path]:
+    """The episode files the run's online phase played (none if it has not played), for ``sonic-train plot``."""
+    if not (run_dir / ONLINE_META).exists():
+        return []
+    meta, _ = _online_meta(run_dir, 0, "")
+    return _run_files(meta.folder(run_dir), meta.run_id)
 
 
 def _run_files(folder: Path, run_id: str) -> list[Path]:
@@ -347,7 +359,7 @@ class _Session:
                 f"run was trained on {list(self.action_names)}; use the sonic-rl version that trained it"
             )
         self.meta, self.history = _online_meta(run_dir, int(state["updates"]), config.out)
-        self.out = Path(self.meta.out) if Path(self.meta.out).is_absolute() else run_dir / self.meta.out
+        self.out = self.meta.folder(run_dir)
 
         if self.device.type == "cpu":
             # Learner thread + actor thread + one emulator process per client share the cores;

@@ -231,19 +231,8 @@ class DatasetInfo:
 def resolve_actions(
     actions: np.ndarray, buttons: np.ndarray, action_set: ActionSet
 ) -> tuple[np.ndarray, int, int]:
-    """Fill human steps (action -1) with the action their buttons stand for (``ActionSet.of_steps``).
-
-    Returns (actions, mapped, human): ``mapped`` counts the human steps whose mask
-    was not exactly an action's.
-    """
-    actions = np.asarray(actions).astype(np.int64)
-    human = actions < 0
-    if not human.any():
-        return actions, 0, 0
-    found, mapped = action_set.of_steps(np.asarray(buttons)[human])
-    actions = actions.copy()
-    actions[human] = found
-    return actions, mapped, int(human.sum())
+    """Fill human steps (action -1) with the action their buttons stand for (:meth:`ActionSet.resolve`)."""
+    return action_set.resolve(actions, buttons)
 
 
 class FrameCache:
