@@ -10,7 +10,7 @@ namespace SonicRL.Tool
         public string Game = "";
         public string ClientName = "sonic-rl BizHawk tool";
         public string ClientVersion = "0.1.0";
-        /// <summary>STEP messages that may wait to be sent (about 0.35 MB each for the Genesis).</summary>
+        /// <summary>STEP messages that may wait to be sent (about 0.35 MB each for a 320x224 screen and 64 KiB of RAM).</summary>
         public int QueueCapacity = 64;
         public int ConnectTimeoutMs = 5000;
         public int HandshakeTimeoutMs = 10000;
