@@ -614,3 +614,17 @@ def test_csharp_codec_matches_the_python_codec_byte_for_byte(headless: Path) -> 
     refused = lines[6 + len(server_msgs) :]
     assert [line.split()[1] for line in refused] == ["4000", "4001", "4000"]
     assert "trailing" in refused[2]
+
+
+def test_the_nes_profile_in_docs_bizhawk_md_loads(tmp_path: Path) -> None:
+    """docs/bizhawk.md's NES example is a profile today's parser accepts, bound to BizHawk's NES pad names."""
+    from recorder.profile import load_profile
+
+    text = (ROOT / "docs" / "bizhawk.md").read_text(encoding="utf-8")
+    start = text.index('```toml\nid = "MyGame-NES"') + len("```toml\n")
+    path = tmp_path / "mygame.toml"
+    path.write_text(text[start : text.index("```", start)], encoding="utf-8")
+    profile = load_profile(str(path))
+    assert (profile.system, profile.ram_size) == ("NES", 2048)
+    actions = profile.action_set(NES_BUTTONS)
+    assert [actions.mask(i) for i in range(3)] == [0, 1 << 3, (1 << 3) | (1 << 7)]
