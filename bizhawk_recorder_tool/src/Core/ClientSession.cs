@@ -116,9 +116,9 @@ namespace SonicRL.Tool
         /// <summary>The messages to send, oldest first; the outbox is empty afterwards.</summary>
         public List<Outgoing> TakeOutgoing()
         {
-            List<Outgoing> out_ = _outbox;
+            List<Outgoing> taken = _outbox;
             _outbox = new List<Outgoing>();
-            return out_;
+            return taken;
         }
 
         /// <summary>Whether the session asks to close the connection (after sending what is queued), and how.</summary>
