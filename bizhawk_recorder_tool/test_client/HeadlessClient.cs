@@ -19,7 +19,7 @@ namespace SonicRL.Tool.Headless
     public static class HeadlessClient
     {
         const string Usage =
-            "usage: SonicRecHeadless.exe --url ws://HOST:PORT [--mode human|policy|any] [--game ID] [--token T]\n" +
+            "usage: SonicRecHeadless.exe --url ws://HOST:PORT [--system gen|nes] [--mode human|policy|any] [--game ID] [--token T]\n" +
             "       [--width W] [--height H] [--queue N] [--log FILE] [--max-steps N] [--disconnect-after N]\n" +
             "       [--resize-at N --resize WxH] [--no-size-check] [--hold-sends-at N --hold-ms MS]\n" +
             "       [--load-state-at N] [--no-reconnect] [--fps F] [--timeout-s S]";
@@ -27,6 +27,7 @@ namespace SonicRL.Tool.Headless
         public static int Main(string[] args)
         {
             if (args.Length == 1 && args[0] == "--codec-check") return CodecSelfTest.Run();
+            if (args.Length == 1 && args[0] == "--session-check") return SessionSelfTest.Run();
             Dictionary<string, string> a = new Dictionary<string, string>();
             HashSet<string> flags = new HashSet<string> { "--no-size-check", "--no-reconnect" };
             for (int i = 0; i < args.Length; i++)
@@ -103,8 +104,12 @@ namespace SonicRL.Tool.Headless
                 newH = int.Parse(wh[1], CultureInfo.InvariantCulture);
             }
 
-            SyntheticEmulator emu = new SyntheticEmulator(Int(a, "--width", 320), Int(a, "--height", 224));
+            SyntheticEmulator emu = new SyntheticEmulator(SyntheticSystem.Named(Str(a, "--system", "gen")), Int(a, "--width", 320), Int(a, "--height", 224));
             RecorderSession session = new RecorderSession(emu, opt);
+            // What the tool window shows under "Emulator:".
+            EmulatorInfo info = emu.Describe();
+            Console.Error.WriteLine("[tool] emulator: " + info.Summary());
+            if (info.Warning.Length > 0) Console.Error.WriteLine("[tool] warning: " + info.Warning);
             StreamWriter log = a.ContainsKey("--log") ? new StreamWriter(a["--log"], false, new UTF8Encoding(false)) : null;
             int stepsBuilt = 0;
             Stopwatch holdClock = null;

@@ -1,4 +1,5 @@
-// A stand-in for EmuHawk + Genesis Plus GX, for the headless test client.
+// A stand-in for EmuHawk and a core, for the headless test client: a Genesis-like
+// or an NES-like 8-bit console (SyntheticSystem).
 //
 // Its screen and RAM are pure functions of (frame counter, x, size), written
 // down here and re-implemented by tests/bizhawk/test_csharp_client.py, so the
@@ -7,9 +8,8 @@
 //
 //   pixel (row r, col c), BGRA32:  B = (c + f) & 255,  G = (2r + x) & 255,
 //                                  R = (c ^ r ^ (f >> 2)) & 255,  A = 255
-//   RAM byte i (64 KiB):           (7i + f + x) & 255, except the Airstriker
-//     profile variables, big-endian as in the 68000's RAM: score (0x024E, u32) = f,
-//     lives (0x025A, u16) = 3, gameover (0x0266, u16) = 9.
+//   RAM byte i:                    (7i + f + x) & 255, except the system's profile
+//                                  variables (SyntheticSystem)
 using System;
 using SonicRL.Tool;
 
@@ -17,11 +17,14 @@ namespace SonicRL.Tool.Headless
 {
     public sealed class SyntheticEmulator : IEmulatorHost
     {
-        public static readonly string[] GenesisButtons = { "Up", "Down", "Left", "Right", "A", "B", "C", "Start" };
-        public const int RamSize = 65536;
         public const long StartFrame = 1000;
-        const int Left = 2, Right = 3;
 
+        readonly SyntheticSystem _system;
+        readonly ButtonLayout _pad;
+        readonly string _ramDomain;
+        readonly string _ramWarning;
+        readonly int _left;
+        readonly int _right;
         long _frame = StartFrame;
         int _x;
         int _width;
@@ -31,15 +34,21 @@ namespace SonicRL.Tool.Headless
         uint _lastMask;
         bool _paused;
 
-        public SyntheticEmulator(int width, int height)
+        public SyntheticEmulator(SyntheticSystem system, int width, int height)
         {
+            _system = system;
             _width = width;
             _height = height;
+            // The choices BizHawkHost makes, on this console's description.
+            _pad = ButtonLayout.ForPlayer1(system.BoolButtons);
+            _ramDomain = RamDomainTable.Choose(system.Id, system.DomainSizes.Keys, system.MainMemory, out _ramWarning);
+            _left = Array.IndexOf(_pad.Names, "Left");
+            _right = Array.IndexOf(_pad.Names, "Right");
         }
 
-        public int X { get { return _x; } }
-        public int Width { get { return _width; } }
-        public int Height { get { return _height; } }
+        public int X => _x;
+        public int Width => _width;
+        public int Height => _height;
         public long LoadCount { get; private set; }
 
         public void Resize(int width, int height)
@@ -61,8 +70,8 @@ namespace SonicRL.Tool.Headless
             _frame++;
             uint mask = _hasOverride ? _override : HumanMask(_frame);
             _hasOverride = false;
-            if ((mask & (1u << Right)) != 0) _x++;
-            if ((mask & (1u << Left)) != 0) _x--;
+            if (_right >= 0 && (mask & (1u << _right)) != 0) _x++;
+            if (_left >= 0 && (mask & (1u << _left)) != 0) _x--;
             _lastMask = mask;
         }
 
@@ -77,14 +86,17 @@ namespace SonicRL.Tool.Headless
             return new EmulatorInfo
             {
                 Emulator = "sonic-rl synthetic emulator 1",
-                Core = "synthetic",
-                System = "GEN",
+                Core = _system.Core,
+                System = _system.Id,
                 RomName = "synthetic test ROM",
                 RomHash = "",
-                Buttons = GenesisButtons,
-                RamSize = RamSize,
+                Buttons = _pad.Names,
+                RamSize = _system.DomainSizes[_ramDomain],
+                RamDomain = _ramDomain,
+                RamByteOrder = _system.DomainByteOrders[_ramDomain],
                 PixelFormat = PixelFormat.Bgra32,
                 CanLoadStartState = true,
+                Warning = _ramWarning,
             };
         }
 
@@ -121,16 +133,15 @@ namespace SonicRL.Tool.Headless
             }
             if (ram)
             {
-                byte[] mem = new byte[RamSize];
-                int f = (int)(_frame & 0x7FFFFFFF);
-                for (int i = 0; i < RamSize; i++) mem[i] = (byte)(7 * i + f + _x);
-                uint score = (uint)_frame;
-                mem[0x024E] = (byte)(score >> 24);
-                mem[0x024F] = (byte)(score >> 16);
-                mem[0x0250] = (byte)(score >> 8);
-                mem[0x0251] = (byte)score;
-                mem[0x025A] = 0; mem[0x025B] = 3;
-                mem[0x0266] = 0; mem[0x0267] = 9;
+                // Only the game's RAM domain has content: reading another (a wrong table entry)
+                // sends zeros of that domain's size, which the recorder refuses or the test sees.
+                byte[] mem = new byte[_system.DomainSizes[_ramDomain]];
+                if (_ramDomain == _system.RamDomain)
+                {
+                    int f = (int)(_frame & 0x7FFFFFFF);
+                    for (int i = 0; i < mem.Length; i++) mem[i] = (byte)(7 * i + f + _x);
+                    _system.WriteVariables(mem, _frame);
+                }
                 o.Ram = mem;
             }
             return o;

@@ -1,7 +1,9 @@
-// IEmulatorHost on BizHawk's APIs. Uses only BizHawk.Client.Common,
-// BizHawk.Emulation.Common and BizHawk.Common (checked against the 2.9.1
-// assemblies; see ../shared facts in docs/bizhawk.md). Every call happens on
-// EmuHawk's UI thread, from the form's frame callbacks or its timer.
+// IEmulatorHost on BizHawk's APIs, for any system: player 1's buttons from the
+// core's controller definition (ButtonLayout), main RAM from the domain the
+// RamDomainTable names for the system id, in that domain's byte order. Uses only
+// BizHawk.Client.Common, BizHawk.Emulation.Common and BizHawk.Common, compiled
+// against the 2.9.1 assemblies (docs/bizhawk.md, "For developers", lists the calls).
+// Every call happens on EmuHawk's UI thread, from the form's frame callbacks or its timer.
 using System;
 using System.Collections.Generic;
 using System.IO;
@@ -13,74 +15,71 @@ namespace SonicRL.Tool.BizHawk
 {
     public sealed class BizHawkHost : IEmulatorHost
     {
-        /// <summary>Genesis pad buttons in mask bit order; X, Y, Z, Mode only on a 6-button pad.</summary>
-        static readonly string[] GenesisOrder = { "Up", "Down", "Left", "Right", "A", "B", "C", "Start", "X", "Y", "Z", "Mode" };
-
-        /// <summary>Genesis Plus GX's main RAM: 64 KiB in the 68000's byte order ($FFxxxx = offset xxxx).</summary>
-        public const string GenesisRamDomain = "68K RAM";
-
         readonly ApiContainer _api;
         readonly IVideoProvider _video;
         readonly IEmulator _emulator;
+        readonly IMemoryDomains _domains;
         readonly string _startStatePath;
         readonly int _startSlot;
         string[] _buttons;
+        /// <summary>1 when the core names player 1's buttons "P1 ..." (IJoypadApi adds the prefix), else null.</summary>
+        int? _controller;
         string _ramDomain;
         int _ramSize;
+        string _ramByteOrder;
+        string _warning;
         uint _appliedMask;
         bool _overriding;
 
+        /// <param name="domains">The core's memory domains (for their byte order); null when the core has none.</param>
         /// <param name="startStatePath">Savestate file loaded on RESET; "" to use startSlot.</param>
         /// <param name="startSlot">Savestate slot 1-10 loaded on RESET when no file is given.</param>
-        public BizHawkHost(ApiContainer api, IVideoProvider video, IEmulator emulator, string startStatePath, int startSlot)
+        public BizHawkHost(ApiContainer api, IVideoProvider video, IEmulator emulator, IMemoryDomains domains, string startStatePath, int startSlot)
         {
             _api = api;
             _video = video;
             _emulator = emulator;
+            _domains = domains;
             _startStatePath = startStatePath ?? "";
             _startSlot = startSlot;
             ResolveButtonsAndRam();
         }
 
-        /// <summary>A problem with the loaded core/ROM the user should know about, or "".</summary>
-        public string Warning { get; private set; }
-
         void ResolveButtonsAndRam()
         {
-            Warning = "";
-            IReadOnlyDictionary<string, object> pad = _api.Joypad.Get(1);
-            List<string> names = new List<string>();
-            foreach (string b in GenesisOrder)
-                if (pad.ContainsKey(b)) names.Add(b);
-            if (names.Count == 0)
-            {
-                // Not a Genesis pad: send whatever the core calls its player-1 buttons, in a fixed order.
-                foreach (string b in pad.Keys)
-                    if (pad[b] is bool && names.Count < Limits.MaxButtons) names.Add(b);
-                names.Sort(StringComparer.Ordinal);
-                Warning = "this core has no Genesis pad; load the ROM with the Genesis Plus GX core";
-            }
-            _buttons = names.ToArray();
+            List<string> warnings = new List<string>();
+            ButtonLayout pad = ButtonLayout.ForPlayer1(_emulator.ControllerDefinition.BoolButtons);
+            _buttons = pad.Names;
+            _controller = pad.Prefixed ? 1 : (int?)null;
+            if (_buttons.Length == 0) warnings.Add("this core's controller has no buttons for player 1; check Config > Controllers");
+            if (pad.LeftOut > 0) warnings.Add($"player 1 has {pad.LeftOut} more buttons than the 32 the protocol carries; they are left out");
 
             // Name the domain: the default one is the system bus when the core has one.
-            _ramDomain = GenesisRamDomain;
-            bool found = false;
-            foreach (string d in _api.Memory.GetMemoryDomainList())
-                if (d == GenesisRamDomain) found = true;
-            if (!found)
+            string system = _api.Emulation.GetSystemId();
+            _ramDomain = RamDomainTable.Choose(system, _api.Memory.GetMemoryDomainList(), _api.Memory.MainMemoryName, out var why);
+            if (why.Length > 0) warnings.Add(why);
+            long size = _api.Memory.GetMemoryDomainSize(_ramDomain);
+            if (size > Limits.MaxRamBytes) warnings.Add($"\"{_ramDomain}\" holds {size} bytes; only the first {Limits.MaxRamBytes} are sent");
+            _ramSize = (int)Math.Min(size, Limits.MaxRamBytes);
+            _ramByteOrder = ByteOrder(_domains != null && _domains.Has(_ramDomain) ? _domains[_ramDomain].EndianType : MemoryDomain.Endian.Unknown);
+            _warning = string.Join("; ", warnings);
+        }
+
+        static string ByteOrder(MemoryDomain.Endian endian)
+        {
+            switch (endian)
             {
-                _ramDomain = _api.Memory.MainMemoryName;
-                Warning = "no \"68K RAM\" memory domain (core " + CoreName() + "); use the Genesis Plus GX core for Genesis games";
+                case MemoryDomain.Endian.Big: return "big-endian";
+                case MemoryDomain.Endian.Little: return "little-endian";
+                default: return "byte order unknown";
             }
-            _ramSize = (int)Math.Min(_api.Memory.GetMemoryDomainSize(_ramDomain), (uint)Limits.MaxRamBytes);
         }
 
         string CoreName()
         {
             try
             {
-                CoreAttribute a = _emulator != null ? _emulator.Attributes() : null;
-                return a != null ? a.CoreName : "unknown core";
+                return _emulator?.Attributes()?.CoreName ?? "unknown core";
             }
             catch (Exception)
             {
@@ -100,12 +99,15 @@ namespace SonicRL.Tool.BizHawk
                 RomHash = game != null ? game.Hash ?? "" : "",
                 Buttons = _buttons,
                 RamSize = _ramSize,
+                RamDomain = _ramDomain,
+                RamByteOrder = _ramByteOrder,
                 PixelFormat = PixelFormat.Bgra32,
                 CanLoadStartState = _startStatePath.Length > 0 || (_startSlot >= 1 && _startSlot <= 10),
+                Warning = _warning,
             };
         }
 
-        public long FrameCount { get { return _api.Emulation.FrameCount(); } }
+        public long FrameCount => _api.Emulation.FrameCount();
 
         public void ScreenSize(out int width, out int height)
         {
@@ -133,8 +135,8 @@ namespace SonicRL.Tool.BizHawk
             }
             if (ram)
             {
-                // "68K RAM" shows the 68000's own (big-endian) byte order, which is the
-                // order docs/protocol.md asks for; no swapping here.
+                // The console's own byte order, as the domain holds it ("68K RAM" big-endian,
+                // the 8-bit consoles' RAM little-endian): docs/protocol.md asks for exactly that.
                 IReadOnlyList<byte> bytes = _api.Memory.ReadByteRange(0, _ramSize, _ramDomain);
                 byte[] mem = new byte[bytes.Count];
                 for (int i = 0; i < mem.Length; i++) mem[i] = bytes[i];
@@ -146,13 +148,10 @@ namespace SonicRL.Tool.BizHawk
         public uint PressedMask()
         {
             // What the core was fed on the frame just emulated (player, movie or override).
-            IReadOnlyDictionary<string, object> pad = _api.Joypad.GetWithMovie(1);
+            IReadOnlyDictionary<string, object> pad = _api.Joypad.GetWithMovie(_controller);
             uint mask = 0;
             for (int i = 0; i < _buttons.Length; i++)
-            {
-                object v;
-                if (pad.TryGetValue(_buttons[i], out v) && v is bool && (bool)v) mask |= 1u << i;
-            }
+                if (pad.TryGetValue(_buttons[i], out var v) && v is bool held && held) mask |= 1u << i;
             return mask;
         }
 
@@ -162,7 +161,7 @@ namespace SonicRL.Tool.BizHawk
             // BizHawk clears overrides every frame, so this runs every frame (PreFrame).
             Dictionary<string, bool> pad = new Dictionary<string, bool>();
             for (int i = 0; i < _buttons.Length; i++) pad[_buttons[i]] = (mask & (1u << i)) != 0;
-            _api.Joypad.Set(pad, 1);
+            _api.Joypad.Set(pad, _controller);
             _appliedMask = mask;
             _overriding = true;
         }
@@ -170,7 +169,7 @@ namespace SonicRL.Tool.BizHawk
         public void ReleaseButtons()
         {
             if (!_overriding) return;
-            foreach (string b in _buttons) _api.Joypad.Set(b, null, 1);
+            foreach (string b in _buttons) _api.Joypad.Set(b, null, _controller);
             _overriding = false;
         }
 
@@ -224,11 +223,11 @@ namespace SonicRL.Tool.BizHawk
             }
         }
 
-        public bool IsPaused { get { return _api.EmuClient.IsPaused(); } }
-        public void Pause() { _api.EmuClient.Pause(); }
-        public void Unpause() { _api.EmuClient.Unpause(); }
+        public bool IsPaused => _api.EmuClient.IsPaused();
+        public void Pause() => _api.EmuClient.Pause();
+        public void Unpause() => _api.EmuClient.Unpause();
 
         /// <summary>The mask set by the last SetButtons (for display).</summary>
-        public uint AppliedMask { get { return _appliedMask; } }
+        public uint AppliedMask => _appliedMask;
     }
 }

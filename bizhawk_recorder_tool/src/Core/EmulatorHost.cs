@@ -10,11 +10,24 @@ namespace SonicRL.Tool
         public string System = "";
         public string RomName = "";
         public string RomHash = "";
-        /// <summary>Button names in mask bit order (BizHawk Genesis: Up, Down, Left, Right, A, B, C, Start, ...).</summary>
+        /// <summary>Player 1's button names in mask bit order (ButtonLayout: the core's controller definition).</summary>
         public string[] Buttons = new string[0];
         public int RamSize;
+        /// <summary>The memory domain the RAM is read from (RamDomainTable), and its byte order in words.</summary>
+        public string RamDomain = "";
+        public string RamByteOrder = "";
         public PixelFormat PixelFormat = PixelFormat.Bgra32;
         public bool CanLoadStartState;
+        /// <summary>A problem with the loaded core or ROM the user should know about, or "".</summary>
+        public string Warning = "";
+
+        /// <summary>What the tool window shows: system, core, the RAM domain it chose, and the buttons.</summary>
+        public string Summary()
+        {
+            string order = RamByteOrder.Length > 0 ? ", " + RamByteOrder : "";
+            return $"{System} on {Core}: RAM from domain \"{RamDomain}\" ({RamSize} bytes{order}); "
+                   + $"{Buttons.Length} buttons for player 1 ({string.Join(", ", Buttons)})";
+        }
     }
 
     public interface IEmulatorHost

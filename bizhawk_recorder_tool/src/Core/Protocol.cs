@@ -112,7 +112,7 @@ namespace SonicRL.Tool
             { 4003, "a message was not allowed at this point of the session; reconnect, and report it if it repeats" },
             { 4004, "wrong or missing token; enter the token the recorder was started with (sonic-rec record --token)" },
             { 4005, "no game profile for this ROM; load a supported ROM or start the recorder with --game" },
-            { 4006, "the screen, buttons or RAM do not fit the game profile; check the core (Genesis Plus GX) and the controller type" },
+            { 4006, "the system, screen, buttons or RAM do not fit the game profile; check that the profile is for this system, the core (the tool window names the RAM domain it reads) and the controller type" },
             { 4007, "the other side stopped answering within the step timeout; check that the policy is running, or raise --step-timeout" },
         };
 

@@ -16,8 +16,9 @@ using SonicRL.Tool;
 
 namespace SonicRL.Tool.BizHawk
 {
+    // Any system with a ROM loaded (issue 9 item 6): the host finds the RAM domain and player 1's pad.
     [ExternalTool("sonic-rl recorder", Description = "Stream frames, RAM and inputs to the sonic-rl recorder; let its policy play")]
-    [ExternalToolApplicability.SingleSystem("GEN")]
+    [ExternalToolApplicability.AnyRomLoaded]
     public sealed class RecorderToolForm : Form, IExternalToolForm
     {
         /// <summary>Set by EmuHawk's loader (every ApiContainer property is injected).</summary>
@@ -29,6 +30,10 @@ namespace SonicRL.Tool.BizHawk
         [RequiredService]
         public IEmulator Emulator { get; set; }
 
+        /// <summary>For the RAM domain's byte order; a core without memory domains leaves it null.</summary>
+        [OptionalService]
+        public IMemoryDomains MemoryDomains { get; set; }
+
         readonly TextBox _url = new TextBox { Text = "ws://127.0.0.1:8765", Width = 260 };
         readonly TextBox _token = new TextBox { Width = 260, UseSystemPasswordChar = true };
         readonly ComboBox _mode = new ComboBox { DropDownStyle = ComboBoxStyle.DropDownList, Width = 260 };
@@ -38,16 +43,17 @@ namespace SonicRL.Tool.BizHawk
         readonly NumericUpDown _slot = new NumericUpDown { Minimum = 0, Maximum = 10, Value = 1, Width = 60 };
         readonly Button _connect = new Button { Text = "Connect", Width = 125 };
         readonly Button _disconnect = new Button { Text = "Disconnect", Width = 125, Enabled = false };
-        readonly Label _status = new Label { AutoSize = false, Width = 440, Height = 185 };
+        readonly Label _status = new Label { AutoSize = false, Width = 440, Height = 230 };
         readonly Timer _timer = new Timer { Interval = 5 };
         RecorderSession _session;
         BizHawkHost _host;
+        string _hostError = "";
         int _ticks;
 
         public RecorderToolForm()
         {
             Text = "sonic-rl recorder";
-            ClientSize = new Size(460, 440);
+            ClientSize = new Size(460, 485);
             _mode.Items.AddRange(new object[] { "recorder decides", "human plays (record)", "policy plays" });
             _mode.SelectedIndex = 0;
             TableLayoutPanel grid = new TableLayoutPanel { Dock = DockStyle.Fill, ColumnCount = 2, Padding = new Padding(8) };
@@ -69,10 +75,10 @@ namespace SonicRL.Tool.BizHawk
             Controls.Add(grid);
             _status.Text = "not connected. Start the recorder (sonic-rec record), then press Connect.";
             _connect.Click += (s, e) => OnConnect();
-            _disconnect.Click += (s, e) => { if (_session != null) _session.Disconnect(); };
+            _disconnect.Click += (s, e) => _session?.Disconnect();
             _browse.Click += (s, e) => Browse();
             _timer.Tick += (s, e) => OnTimer();
-            FormClosing += (s, e) => { if (_session != null) _session.Disconnect(); _timer.Stop(); };
+            FormClosing += (s, e) => { _session?.Disconnect(); _timer.Stop(); };
             _timer.Start();
         }
 
@@ -92,12 +98,17 @@ namespace SonicRL.Tool.BizHawk
 
         void OnConnect()
         {
-            if (ApiContainer == null || VideoProvider == null)
+            if (ApiContainer == null || VideoProvider == null || Emulator == null)
             {
-                _status.Text = "ERROR: no game is running; load a Genesis ROM first (File > Open ROM).";
+                _status.Text = "ERROR: no game is running; load a ROM first (File > Open ROM).";
                 return;
             }
-            _host = new BizHawkHost(ApiContainer, VideoProvider, Emulator, _startState.Text.Trim(), (int)_slot.Value);
+            _host = MakeHost();
+            if (_host == null)
+            {
+                _status.Text = "ERROR: " + _hostError;
+                return;
+            }
             SessionOptions opt = new SessionOptions
             {
                 Url = _url.Text.Trim(),
@@ -110,6 +121,22 @@ namespace SonicRL.Tool.BizHawk
             RefreshStatus();
         }
 
+        /// <summary>The host for the loaded core, or null (then _hostError says why).</summary>
+        BizHawkHost MakeHost()
+        {
+            try
+            {
+                _hostError = "";
+                return new BizHawkHost(ApiContainer, VideoProvider, Emulator, MemoryDomains, _startState.Text.Trim(), (int)_slot.Value);
+            }
+            catch (Exception e)
+            {
+                // A core without memory domains or a controller definition: say so instead of failing inside EmuHawk.
+                _hostError = $"cannot read this core's controller or memory domains ({e.Message}); the tool cannot record it";
+                return null;
+            }
+        }
+
         void OnTimer()
         {
             if (_session == null) return;
@@ -120,7 +147,15 @@ namespace SonicRL.Tool.BizHawk
 
         void RefreshStatus()
         {
-            if (_session == null) return;
+            if (_session == null)
+            {
+                _connect.Enabled = true;
+                _disconnect.Enabled = false;
+                _status.Text = "not connected. Start the recorder (sonic-rec record), then press Connect."
+                               + (_host != null ? "\n" + Describe(_host.Describe()) : "")
+                               + (_hostError.Length > 0 ? "\nERROR: " + _hostError : "");
+                return;
+            }
             SessionStatus s = _session.Status();
             bool live = !_session.IsFinished && s.State != SessionState.Idle;
             _connect.Enabled = !live;
@@ -140,10 +175,16 @@ namespace SonicRL.Tool.BizHawk
                 text += "\nWaiting for the policy: " + (s.WaitingMs / 1000.0).ToString("0.0") + " s (gives up after "
                         + (s.StepTimeoutMs / 1000.0).ToString("0.0") + " s); the game is paused meanwhile";
             if (s.LastEpisode.Length > 0) text += "\nLast episode: " + s.LastEpisode;
-            if (_host != null && _host.Warning.Length > 0) text += "\nWarning: " + _host.Warning;
+            if (_host != null) text += "\n" + Describe(_host.Describe());
             if (s.Warning.Length > 0) text += "\nWarning: " + s.Warning;
             if (s.Error.Length > 0) text += "\nERROR: " + s.Error;
             _status.Text = text;
+        }
+
+        /// <summary>The system, the RAM domain the tool chose and player 1's buttons; any warning about them.</summary>
+        static string Describe(EmulatorInfo info)
+        {
+            return "Emulator: " + info.Summary() + (info.Warning.Length > 0 ? "\nWarning: " + info.Warning : "");
         }
 
         // --- IToolForm ------------------------------------------------------------------------
@@ -159,17 +200,23 @@ namespace SonicRL.Tool.BizHawk
         /// <summary>Called after injection, again on every ROM load: a new ROM needs a new session.</summary>
         public void Restart()
         {
+            // Another ROM may be another system: find its RAM domain and buttons again, and show them.
+            _host = ApiContainer != null && VideoProvider != null && Emulator != null ? MakeHost() : null;
             if (_session != null && !_session.IsFinished)
             {
                 _session.Disconnect();
-                _status.Text = "A ROM was loaded, so the session was closed; press Connect to start a new one.";
+                _status.Text = "A ROM was loaded, so the session was closed; press Connect to start a new one."
+                               + (_host != null ? "\n" + Describe(_host.Describe()) : "");
+                return;
             }
+            _session = null;
+            RefreshStatus();
         }
 
-        public bool AskSaveChanges() { return true; }
+        public bool AskSaveChanges() => true;
 
-        public bool IsActive { get { return true; } }
+        public bool IsActive => true;
 
-        public bool IsLoaded { get { return true; } }
+        public bool IsLoaded => true;
     }
 }
