@@ -118,7 +118,15 @@ def is_temp_name(name: str) -> bool:
 
 
 def _windows_process_alive(pid: int) -> bool:
+    from ctypes import wintypes
+
     kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    # Declared, so that a 64-bit HANDLE is not truncated to a C int.
+    kernel32.OpenProcess.restype = wintypes.HANDLE
+    kernel32.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL, wintypes.DWORD)
+    kernel32.GetExitCodeProcess.restype = wintypes.BOOL
+    kernel32.GetExitCodeProcess.argtypes = (wintypes.HANDLE, ctypes.POINTER(wintypes.DWORD))
+    kernel32.CloseHandle.argtypes = (wintypes.HANDLE,)
     process_query_limited_information = 0x1000
     still_active = 259
     error_access_denied = 5
@@ -128,9 +136,10 @@ def _windows_process_alive(pid: int) -> bool:
         # (ERROR_INVALID_PARAMETER): there is no such process.
         return ctypes.get_last_error() == error_access_denied  # type: ignore[attr-defined]
     try:
-        code = ctypes.c_ulong()
+        code = wintypes.DWORD()
         if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
             return True  # cannot tell: keep
+        # A process that exited with code 259 would look alive: the rule errs towards keeping.
         return code.value == still_active
     finally:
         kernel32.CloseHandle(handle)

@@ -161,3 +161,48 @@ def test_importing_it_does_not_load_h5py() -> None:
     code = "import sys, dataset.leftovers; print('h5py' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_windows_liveness_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    # os.kill(pid, 0) would terminate the process on Windows: there the check asks OpenProcess and
+    # GetExitCodeProcess. Their answers are faked here, so the branches run on any OS.
+    import ctypes
+    import types
+
+    import dataset.leftovers as leftovers
+
+    processes = {100: 259, 104: 0}  # pid -> exit code (259 = STILL_ACTIVE)
+    denied = {108}
+    last_error = {"code": 0}
+    closed = []
+
+    def open_process(access: int, inherit: bool, pid: int) -> int | None:
+        assert access == 0x1000 and inherit is False
+        if pid in denied:
+            last_error["code"] = 5
+            return None
+        if pid not in processes:
+            last_error["code"] = 87
+            return None
+        return 7000 + pid
+
+    def get_exit_code(handle: int, code: object) -> int:
+        code._obj.value = processes[handle - 7000]  # type: ignore[attr-defined]
+        return 1
+
+    def close_handle(handle: int) -> int:
+        closed.append(handle)
+        return 1
+
+    kernel32 = types.SimpleNamespace(
+        OpenProcess=open_process, GetExitCodeProcess=get_exit_code, CloseHandle=close_handle
+    )
+    monkeypatch.setattr(ctypes, "WinDLL", lambda name, use_last_error: kernel32, raising=False)
+    monkeypatch.setattr(ctypes, "get_last_error", lambda: last_error["code"], raising=False)
+    # Only dataset.leftovers sees Windows (pathlib and pytest must not).
+    monkeypatch.setattr(leftovers, "os", types.SimpleNamespace(name="nt", getpid=os.getpid))
+    assert process_alive(100)  # running
+    assert not process_alive(104)  # exited, handle still open somewhere
+    assert process_alive(108)  # someone else's process: exists
+    assert not process_alive(112)  # no such process
+    assert closed == [7100, 7104]
