@@ -57,6 +57,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import h5py
 import numpy as np
@@ -541,6 +542,7 @@ class EpisodeWriter:
 
     def _checked_step(
         self,
+        *,
         frame: np.ndarray,
         ram: np.ndarray,
         frame_counter: object,
@@ -565,24 +567,12 @@ class EpisodeWriter:
         rew = _finite(f"{where}: reward", reward, _F32_MAX)
         return counter, ts, masks, act, who, version, rew
 
-    def check_step(
-        self,
-        *,
-        frame: np.ndarray,
-        ram: np.ndarray,
-        frame_counter: int,
-        timestamp: float,
-        buttons: np.ndarray,
-        action: int,
-        actor: Actor,
-        policy_version: int,
-        reward: float,
-    ) -> None:
-        """Raise the DatasetError :meth:`step` would raise for these values, storing nothing.
+    def check_step(self, **step: Any) -> None:
+        """Raise the DatasetError :meth:`step` would raise for these keywords, storing nothing.
 
         Lets a caller validate a whole message before it changes any state of its own.
         """
-        self._checked_step(frame, ram, frame_counter, timestamp, buttons, action, actor, policy_version, reward)
+        self._checked_step(**step)
 
     # -- observations ----------------------------------------------------------------
 
@@ -660,8 +650,9 @@ class EpisodeWriter:
         error call :meth:`abandon`.
         """
         counter, ts, masks, act, who, version, rew = self._checked_step(
-            frame, ram, frame_counter, timestamp, buttons, action, actor, policy_version, reward
-        )
+            frame=frame, ram=ram, frame_counter=frame_counter, timestamp=timestamp, buttons=buttons,
+            action=action, actor=actor, policy_version=policy_version, reward=reward,
+        )  # fmt: skip
         self._keep_observation(frame, ram, counter, ts)
         self._buttons.append(masks)
         self._actions.append(act)
