@@ -2,7 +2,8 @@
 
 The bottom layer of sonic-rl: it imports nothing from ``recorder`` or ``trainer``,
 and holds what every layer shares (the exception tree in ``dataset.errors``, the
-atomic file write in ``dataset.atomic``). Names are imported lazily, so importing
+atomic file write in ``dataset.atomic``, the clean-up of what crashed writers
+leave in ``dataset.leftovers``). Names are imported lazily, so importing
 ``dataset.errors`` alone (the embedded client does) does not load h5py.
 """
 
@@ -24,6 +25,8 @@ _EXPORTS = {
     "EpisodeMeta": "dataset.episode",
     "EpisodeReader": "dataset.episode",
     "EpisodeWriter": "dataset.episode",
+    "clean_stale": "dataset.leftovers",
+    "find_leftovers": "dataset.leftovers",
 }
 
 __all__ = sorted(_EXPORTS)

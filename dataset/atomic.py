@@ -14,26 +14,56 @@ one, even after a crash or a power cut:
 
 Episode files (``dataset.episode``), checkpoints, run configs and the online
 run's metadata all go through :func:`commit` or :func:`atomic_write`.
+
+Temporary names say who owns them: ``.NAME.partial-PID@HOST`` (:func:`temp_path_for`),
+so that ``dataset.leftovers`` can tell a file a live process is still writing from
+one a crashed process left behind, on Windows as on POSIX, without any lock.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import re
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-__all__ = ["TEMP_MARK", "atomic_write", "atomic_write_text", "commit", "fsync_dir", "temp_path_for"]
+__all__ = [
+    "TEMP_MARK",
+    "atomic_write",
+    "atomic_write_text",
+    "commit",
+    "fsync_dir",
+    "host_name",
+    "owner_tag",
+    "temp_path_for",
+]
 
-#: Temporary files made here are named ``.NAME.partial-PID``: hidden, and naming the process
-#: that owns them, so a clean-up can tell a live writer's file from a crashed one's.
+#: Temporary files (and folders) are named ``.NAME.partial-PID@HOST``: hidden, and naming the
+#: process and machine that own them, so a clean-up can tell a live writer's file from a
+#: crashed one's (``dataset.leftovers``; a PID means nothing on another machine sharing the folder).
 TEMP_MARK = ".partial-"
 
 
+@functools.cache
+def host_name() -> str:
+    """This machine's name as temporary names carry it: lower case, only ``[a-z0-9.-]``."""
+    name = re.sub(r"[^a-z0-9.-]+", "-", socket.gethostname().lower()).strip("-.")
+    return name or "localhost"
+
+
+def owner_tag() -> str:
+    """``PID@HOST`` of this process, as :func:`temp_path_for` puts it in a name."""
+    return f"{os.getpid()}@{host_name()}"
+
+
 def temp_path_for(final: Path) -> Path:
-    """The temporary name this process writes ``final`` under."""
-    return final.with_name(f".{final.name}{TEMP_MARK}{os.getpid()}")
+    """The temporary name this process writes ``final`` under (a file or a folder)."""
+    final = Path(final)
+    return final.with_name(f".{final.name}{TEMP_MARK}{owner_tag()}")
 
 
 def fsync_dir(directory: Path) -> None:

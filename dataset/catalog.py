@@ -2,7 +2,8 @@
 
 Backs ``sonic-rec ls`` (:func:`find_episode_files`, :func:`find_partial_files`,
 :func:`summarize`), ``sonic-rec show`` (:func:`describe`) and
-``sonic-rec verify`` (:func:`check`). Nothing here writes.
+``sonic-rec verify`` (:func:`check`). Nothing here writes (removing stale
+temporary files is ``dataset.leftovers``' job).
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
-from dataset.compression import dataset_filters, iter_chunks
+from dataset.compression import dataset_filters
 from dataset.episode import (
     END_REASON_EXPLANATIONS,
-    PARTIAL_SUFFIX,
     Actor,
     EpisodeReader,
     is_partial_name,
+    undeclared_button_bits,
 )
 from dataset.errors import DatasetError
+from dataset.leftovers import parse_temp_name
 
 __all__ = [
     "EPISODE_SUFFIX",
@@ -30,6 +32,7 @@ __all__ = [
     "describe",
     "find_episode_files",
     "find_partial_files",
+    "format_bytes",
     "summarize",
 ]
 
@@ -70,7 +73,7 @@ def _dedupe(paths: Iterable[Path]) -> list[Path]:
 def find_episode_files(paths: Iterable[Path | str]) -> list[Path]:
     """Complete-looking episode files (``*.h5``) under files, folders (recursive) and globs.
 
-    Writers' temporary files (``.NAME.h5.partial``) are left out; list them with
+    Writers' temporary files (``.NAME.h5.partial-PID@HOST``) are left out; list them with
     :func:`find_partial_files`. Raises DatasetError for a path that does not exist.
     A file named explicitly is kept whatever its suffix, except a partial one.
     """
@@ -85,9 +88,17 @@ def find_episode_files(paths: Iterable[Path | str]) -> list[Path]:
     return _dedupe(out)
 
 
+def _is_partial_episode(path: Path) -> bool:
+    parsed = parse_temp_name(path.name)
+    return parsed is not None and parsed[0].endswith(EPISODE_SUFFIX)
+
+
 def find_partial_files(paths: Iterable[Path | str]) -> list[Path]:
-    """Unfinished episode files (``.NAME.h5.partial``) under the same kind of paths."""
-    return _dedupe(p for p in _expand(paths) if p.name.startswith(".") and p.name.endswith(PARTIAL_SUFFIX))
+    """Unfinished episode files (``.NAME.h5.partial-PID@HOST``) under the same kind of paths.
+
+    ``dataset.leftovers.find_leftovers`` also says whose they are and finds other temporary files.
+    """
+    return _dedupe(p for p in _expand(paths) if _is_partial_episode(p))
 
 
 def summarize(path: Path) -> dict[str, object]:
@@ -109,7 +120,7 @@ def summarize(path: Path) -> dict[str, object]:
             "frame_skip": meta.frame_skip,
             "frame_shape": "x".join(str(x) for x in ep.frame_shape),
             "bytes": size,
-            "size": _fmt_bytes(size),
+            "size": format_bytes(size),
             "bytes_per_step": size / steps if steps else float(size),
             "gaps": int(ep.gaps().shape[0]),
             "emulator": meta.emulator,
@@ -119,7 +130,8 @@ def summarize(path: Path) -> dict[str, object]:
         }
 
 
-def _fmt_bytes(n: float) -> str:
+def format_bytes(n: float) -> str:
+    """``n`` bytes as ``512 B``, ``1.5 KiB``, ``12.0 MiB`` or ``3.2 GiB``."""
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -130,7 +142,7 @@ def _fmt_bytes(n: float) -> str:
 def describe(path: Path) -> str:
     """Human-readable metadata and one line per dataset, for ``sonic-rec show``."""
     path = Path(path)
-    lines = [f"file: {path} ({_fmt_bytes(path.stat().st_size)})"]
+    lines = [f"file: {path} ({format_bytes(path.stat().st_size)})"]
     with EpisodeReader(path) as ep:
         attrs = ep.attrs
         reason = ep.end_reason
@@ -151,7 +163,7 @@ def describe(path: Path) -> str:
             ratio = f"{ds.nbytes / stored:.1f}x" if stored else "-"
             lines.append(
                 f"  {name:<16} shape={ds.shape!s:<22} dtype={ds.dtype!s:<8} "
-                f"chunks={ds.chunks!s:<22} filter={filters} stored={_fmt_bytes(stored)} "
+                f"chunks={ds.chunks!s:<22} filter={filters} stored={format_bytes(stored)} "
                 f"ratio={ratio}"
             )
         if profile:
@@ -197,14 +209,16 @@ def _check_open(ep: EpisodeReader, problems: list[str]) -> None:
     if problems:
         return  # the per-step checks below index these arrays
 
-    # Every chunk must decode (this is where bit rot or a truncated copy shows).
-    for name in ("frames", "ram", "start_state"):
-        if name in datasets:
-            try:
-                for _ in iter_chunks(datasets[name]):
-                    pass
-            except DatasetError as exc:
-                problems.append(str(exc))
+    # Every chunk of every dataset must decode and match its checksum (schema 2): this is
+    # where bit rot or a truncated copy shows. The checks below read the same arrays.
+    for name in sorted(datasets):
+        try:
+            for _ in ep.iter_chunks(name):
+                pass
+        except DatasetError as exc:
+            problems.append(str(exc).removeprefix(f"{ep.path.name}: "))
+    if problems:
+        return
 
     counters = ep.frame_counters().astype(np.int64)
     # gaps rows are (observation row, expected_frame, got_frame); the recorder may
@@ -278,10 +292,8 @@ def _check_open(ep: EpisodeReader, problems: list[str]) -> None:
     buttons = ep.buttons()
     if buttons.ndim != 2:
         problems.append(f"buttons has shape {buttons.shape}, expected (steps, frames per step)")
-    elif 0 < len(ep.meta.button_names) < 16 and n:
-        unused = ~np.uint32((1 << len(ep.meta.button_names)) - 1)
-        if np.any(buttons & unused):
-            problems.append("button masks set bits beyond the profile's button_names")
+    elif n and (unused := undeclared_button_bits(ep.meta.button_names)) and np.any(buttons & unused):
+        problems.append("button masks set bits beyond the profile's button_names")
 
     rewards = ep.rewards()
     total = float(rewards.astype(np.float64).sum())

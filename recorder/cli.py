@@ -116,7 +116,8 @@ def ls_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
     """List the episodes in folders or files: game, steps, return, end reason, policy, size."""
     import pandas as pd
 
-    from dataset.catalog import find_episode_files, find_partial_files, summarize
+    from dataset.catalog import EPISODE_SUFFIX, find_episode_files, summarize
+    from dataset.leftovers import find_leftovers
 
     paths = paths or (Path("data"),)
     files = find_episode_files(paths)
@@ -126,7 +127,7 @@ def ls_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
             rows.append(summarize(f))
         except UsageError as exc:
             click.echo(f"warning: {exc}", err=True)
-    partial = find_partial_files(paths)
+    partial = [left for left in find_leftovers(paths) if left.final_name.endswith(EPISODE_SUFFIX)]
     if as_json:
         click.echo(json.dumps(rows, indent=1, default=str))
     elif not rows:
@@ -142,8 +143,10 @@ def ls_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
             click.echo(df[cols].to_string(index=False))
         click.echo(f"{len(rows)} episodes, {int(df['steps'].sum())} steps", err=True)
     if partial:
-        click.echo(f"{len(partial)} unfinished file(s) (recording in progress or interrupted): "
-                   + ", ".join(p.name for p in partial), err=True)  # fmt: skip
+        click.echo(f"{len(partial)} unfinished episode file(s): "
+                   + "; ".join(f"{left.path.name} ({left.explain()})" for left in partial), err=True)  # fmt: skip
+    if any(left.stale for left in partial):
+        click.echo("`sonic-rec verify --clean` removes the stale ones", err=True)
 
 
 @cli.command()
@@ -172,17 +175,33 @@ def show(path: Path | None, h5dump_hint: bool) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--replay", is_flag=True,
               help="Also re-simulate stable-retro episodes from their start state and inputs and require every "
-                   "stored frame and RAM byte to match.")  # fmt: skip
-def verify(paths: tuple[Path, ...], replay: bool) -> None:
-    """Check every episode file: complete, readable, counters contiguous (and, with --replay, bit-exact)."""
-    from dataset.catalog import check, find_episode_files, find_partial_files
+                   "stored frame and RAM byte to match.")
+@click.option("--clean", is_flag=True,
+              help="Delete stale temporary files and folders (unfinished episodes, checkpoints, replay-cache "
+                   "folders) whose writing process on this machine has ended. Never touches one a running "
+                   "process owns, nor one written on another machine.")  # fmt: skip
+def verify(paths: tuple[Path, ...], replay: bool, clean: bool) -> None:
+    """Check every episode file: complete, readable, checksums and counters right (and, with --replay,
+    bit-exact); report temporary files left behind (--clean removes the stale ones).
+
+    Exit status 1 if an episode file fails; leftovers alone do not fail.
+    """
+    from dataset.catalog import check, find_episode_files, format_bytes
+    from dataset.episode import EpisodeReader
+    from dataset.leftovers import find_leftovers, remove_stale
 
     paths = paths or (Path("data"),)
     files = find_episode_files(paths)
-    if not files:
+    leftovers = find_leftovers(paths)
+    if not files and not leftovers:
         raise UsageError("no episode files found in " + ", ".join(map(str, paths)))
     problems = {f: check(f) for f in files}
     notes: dict[Path, str] = {}
+    for f in files:
+        if not problems[f]:
+            with EpisodeReader(f) as ep:
+                if not ep.checksummed:
+                    notes[f] = f"  (schema {ep.schema_version}: no checksums; damage inside a chunk may go unseen)"
     if replay:
         _replay_all([f for f in files if not problems[f]], problems, notes)
     bad = 0
@@ -194,9 +213,26 @@ def verify(paths: tuple[Path, ...], replay: bool) -> None:
                 click.echo(f"     {prob}")
         else:
             click.echo(f"ok   {f.name}{notes.get(f, '')}")
-    for f in find_partial_files(paths):
-        click.echo(f"note {f.name}: unfinished (not renamed into place); ignored")
-    click.echo(f"{len(files) - bad} of {len(files)} episode files ok", err=True)
+    removed, failed = remove_stale(leftovers) if clean else ([], [])
+    for left in leftovers:
+        size = format_bytes(left.size)
+        if left in removed:
+            click.echo(f"removed {left.path.name}: {left.explain()} ({size})")
+        elif left.stale:
+            click.echo(f"stale {left.path.name}: {left.explain()} ({size}); --clean removes it")
+        else:
+            click.echo(f"note {left.path.name}: {left.explain()}; kept")
+    for left, why in failed:
+        click.echo(f"could not remove {left.path}: {why}")
+    if files:
+        click.echo(f"{len(files) - bad} of {len(files)} episode files ok", err=True)
+    stale = [left for left in leftovers if left.stale and left not in removed]
+    if removed:
+        click.echo(f"removed {len(removed)} stale temporary file(s), {format_bytes(sum(x.size for x in removed))}",
+                   err=True)  # fmt: skip
+    if stale:
+        click.echo(f"{len(stale)} stale temporary file(s), {format_bytes(sum(x.size for x in stale))}: "
+                   "run `sonic-rec verify --clean` to remove them", err=True)  # fmt: skip
     if bad:
         sys.exit(1)
 

@@ -10,7 +10,7 @@ import pytest
 
 from dataset.catalog import check, describe, find_episode_files, find_partial_files, summarize
 from dataset.compression import ChunkCodec, write_rows
-from dataset.episode import EndReason, EpisodeWriter
+from dataset.episode import DIGEST_ATTR, EndReason, EpisodeWriter, layout_digest
 from dataset.errors import DatasetError
 from tests.dataset.conftest import (
     BUTTONS_PER_STEP,
@@ -22,9 +22,11 @@ from tests.dataset.conftest import (
 
 
 def overwrite(path: Path, name: str, data: np.ndarray) -> None:
-    """Rewrite a dataset in place the way our writer does (direct zstd chunks)."""
+    """Rewrite a dataset in place the way our writer does (direct zstd chunks, checksums, digest),
+    so that only the semantic checks can object."""
     with h5py.File(path, "r+") as f:
         write_rows(f[name], 0, data, ChunkCodec(3))
+        f.attrs[DIGEST_ATTR] = layout_digest(f)
 
 
 def test_check_passes_a_sound_file(episode_factory) -> None:
@@ -59,7 +61,9 @@ def test_check_accepts_recorded_gaps_and_checks_them(tmp_path: Path) -> None:
     assert any("recorded gap says 24" in p for p in check(wrong.path))
     bad_expected = write_episode(tmp_path, 10, counters=counters, gaps=((4, 12, 20),), seed=5)
     assert any("expects frame 12" in p for p in check(bad_expected.path))
-    outside = write_episode(tmp_path, 10, gaps=((11, 44, 48),), seed=3)
+    # The writer refuses such a gap (tests/dataset/test_episode.py); a file edited by hand may hold one.
+    outside = write_episode(tmp_path, 10, seed=3)
+    overwrite(outside.path, "gaps", np.array([[11, 44, 48]], np.int64))
     assert any("outside 1..10" in p for p in check(outside.path))
 
 
@@ -88,8 +92,14 @@ def test_check_finds_a_corrupt_frame_chunk(episode_factory) -> None:
 def test_check_finds_shape_and_value_problems(episode_factory) -> None:
     ep = episode_factory(10)
     with h5py.File(ep.path, "r+") as f:
-        f["rewards"].resize(9, axis=0)
-    assert any("rewards has 9 rows, expected 10" in p for p in check(ep.path))
+        # Grown, not shrunk: shrinking rewrites the edge chunk, which needs the zstd plugin.
+        f["rewards"].resize(11, axis=0)
+    # The shapes are covered by the file's metadata checksum...
+    assert any("dataset shapes do not match the checksum" in p for p in check(ep.path))
+    with h5py.File(ep.path, "r+") as f:
+        f.attrs[DIGEST_ATTR] = layout_digest(f)
+    # ... and checked against n_steps when the checksum was recomputed (an edit on purpose).
+    assert any("rewards has 11 rows, expected 10" in p for p in check(ep.path))
     ep = episode_factory(10, seed=5)
     overwrite(ep.path, "actions", np.full(10, 7, np.int16))  # only 4 profile actions
     overwrite(ep.path, "actors", np.full(10, 9, np.uint8))
@@ -149,3 +159,27 @@ def test_describe(episode_factory) -> None:
     assert "(13, 24, 32, 3)" in frames_line and "uint8" in frames_line
     assert "32015" in frames_line and "ratio=" in frames_line
     assert "[actions]" in text  # the profile is shown in full
+
+
+def test_check_catches_a_flipped_byte_in_any_chunk_of_any_dataset(tmp_path: Path) -> None:
+    """Issue 11: before checksums, a byte flipped inside a frame chunk passed verify and trained."""
+    import shutil
+
+    from tests.dataset.test_episode import flip_stored_byte, stored_chunks
+
+    counters = np.arange(21, dtype=np.uint64) * 4
+    counters[5:] += 4
+    ep = write_episode(tmp_path / "src", 20, chunk_frames=8, counters=counters, gaps=((5, 20, 24),))
+    assert check(ep.path) == []
+    chunks = stored_chunks(ep.path)
+    assert {name for name, _ in chunks} == {
+        "frames", "ram", "start_state", "gaps", "buttons", "actions", "actors", "policy_versions", "rewards",
+        "terminated", "truncated", "frame_counters", "timestamps",
+    }  # fmt: skip
+    for n, (name, chunk) in enumerate(chunks):
+        for where in ("first", "middle", "last"):
+            damaged = tmp_path / f"{n}-{where}.h5"
+            shutil.copy(ep.path, damaged)
+            flip_stored_byte(damaged, name, chunk, where)
+            problems = check(damaged)
+            assert any(f"/{name}, chunk" in p and "damaged" in p for p in problems), (name, chunk, where, problems)
