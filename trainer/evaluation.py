@@ -4,8 +4,7 @@ The Q-network plays as a recorder policy (``recorder.policy.Policy``), so
 evaluation runs the same server, client and episode rules as recording, and
 ``--record DIR`` saves the evaluation episodes as ordinary episode files. The
 policy preprocesses each screen with the replay store's own function and keeps
-its own frame stack, which it refills with the first frame after ``reset()``,
-exactly as the store repeats an episode's first frame (trainer.replay).
+its own frame stack (``trainer.frame_stack``, the rule the replay store gathers by).
 """
 
 from __future__ import annotations
@@ -21,6 +20,8 @@ from dataset.errors import ConfigError
 from recorder.policy import PolicyInput
 from trainer.checkpoint import latest_checkpoint, load_checkpoint
 from trainer.config import DeviceChoice, PreprocessConfig, TrainConfig
+from trainer.frame_stack import FrameStack
+from trainer.game_spec import GameSpec
 from trainer.learner import resolve_device
 from trainer.network import QNetwork
 from trainer.preprocessing import preprocess_frames
@@ -52,22 +53,15 @@ class QPolicy:
         self.policy_id = policy_id
         self.metadata: dict[str, str] = {"policy": policy_id, "epsilon": str(epsilon)}
         self._rng = np.random.default_rng(seed)
-        self._stack: np.ndarray | None = None
+        self._stack = FrameStack(frame_stack)
         self.last_q: np.ndarray | None = None
 
     def reset(self) -> None:
-        self._stack = None
+        self._stack.reset()
 
     def observe(self, frame: np.ndarray) -> np.ndarray:
         """Push one RGB screen; return the (stack*C, h, w) uint8 state."""
-        f = preprocess_frames(frame[None], self.preprocess)[0]  # (C, h, w)
-        c = f.shape[0]
-        if self._stack is None:
-            self._stack = np.concatenate([f] * self.frame_stack, axis=0)
-        else:
-            self._stack[:-c] = self._stack[c:]
-            self._stack[-c:] = f
-        return self._stack
+        return self._stack.push(preprocess_frames(frame[None], self.preprocess)[0])
 
     def act(self, obs: PolicyInput) -> int:
         state = self.observe(obs.frame)
@@ -154,16 +148,14 @@ def evaluate(
         # The emulator client is a second process; leave it a core.
         torch.set_num_threads(1)
     policy, dataset = load_policy(checkpoint, device=dev, epsilon=epsilon, seed=seed)
-    game = str(dataset["game"])
-    profile = load_profile(game)
-    if tuple(profile.action_names) != tuple(dataset["action_names"]):  # type: ignore[arg-type]
-        raise ConfigError(
-            f"the {game} profile's actions {list(profile.action_names)} differ from the ones the "
-            f"checkpoint was trained on {list(dataset['action_names'])}; use a matching sonic-rl version"  # type: ignore[call-overload]
-        )
+    spec = GameSpec.of_checkpoint(dataset)
+    spec.require_match(
+        GameSpec.of_profile(load_profile(spec.game)), mine="the checkpoint was trained on",
+        theirs="the installed profile has", error=ConfigError, fix="use a matching sonic-rl version",
+    )  # fmt: skip
     config = RecordConfig(
         out=record_dir,
-        game=game,
+        game=spec.game,
         emulator="retro",
         policy=policy.policy_id,
         mode="policy",

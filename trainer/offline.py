@@ -35,9 +35,10 @@ from trainer.checkpoint import (
     save_checkpoint,
 )
 from trainer.config import TrainConfig
+from trainer.frame_cache import DatasetInfo, FrameCache, dataset_fingerprint
 from trainer.learner import METRIC_NAMES, DeviceFeeder, Learner, resolve_device, seed_everything
 from trainer.metrics import MetricsLog
-from trainer.replay import DatasetInfo, FrameCache, ReplayStore, dataset_fingerprint
+from trainer.replay import ReplayStore
 
 __all__ = ["TrainResult", "open_store", "prepare_run", "train_offline"]
 

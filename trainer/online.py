@@ -54,6 +54,7 @@ from recorder.profile import GameProfile, load_profile
 from trainer.actor import ActorHandle, BatchedActor, EpsilonSchedule
 from trainer.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
 from trainer.config import DeviceChoice, TrainConfig
+from trainer.game_spec import GameSpec
 from trainer.learner import METRIC_NAMES, DeviceFeeder, Learner, resolve_device, seed_everything
 from trainer.metrics import MetricsLog
 from trainer.network import QNetwork
@@ -336,16 +337,14 @@ class _Session:
         self.device = resolve_device(config.device)
         state = load_checkpoint(ckpt, map_location=self.device)
         self.resumed_from = ckpt
-        dataset = dict(state["dataset"])
-        self.game = str(dataset["game"])
-        self.action_names = tuple(str(a) for a in dataset["action_names"])
-        self.frame_skip = int(dataset["frame_skip"])
+        self.spec = GameSpec.of_checkpoint(state["dataset"])
+        self.game, self.action_names = self.spec.game, self.spec.action_names
+        self.frame_skip = int(state["dataset"]["frame_skip"])
         self.profile: GameProfile = load_profile(self.game)
-        if tuple(self.profile.action_names) != self.action_names:
-            raise ConfigError(
-                f"the {self.game} profile's actions {list(self.profile.action_names)} differ from the ones the "
-                f"run was trained on {list(self.action_names)}; use the sonic-rl version that trained it"
-            )
+        self.spec.require_match(
+            GameSpec.of_profile(self.profile), mine="the run was trained on", theirs="the installed profile has",
+            error=ConfigError, fix="use the sonic-rl version that trained it",
+        )  # fmt: skip
         self.meta, self.history = _online_meta(run_dir, int(state["updates"]), config.out)
         self.out = Path(self.meta.out) if Path(self.meta.out).is_absolute() else run_dir / self.meta.out
 
@@ -379,7 +378,7 @@ class _Session:
         self.learner.load_state_dict(state)
         _restore_rng(self.rng, state["rng"])
         self.sampler = MixedSampler(self.offline, self.online, config.online_fraction)
-        self.feeder = DeviceFeeder(self.sampler, self.rng, tc.batch_size, self.device)  # type: ignore[arg-type]
+        self.feeder = DeviceFeeder(self.sampler, self.rng, tc.batch_size, self.device)
 
         c = tc.frame_stack * tc.preprocess.channels
         net = QNetwork(c, len(self.action_names), height=tc.preprocess.height, width=tc.preprocess.width,
@@ -462,13 +461,11 @@ class _Session:
 
     def policy_factory(self, profile: GameProfile, seed: int) -> ActorHandle:
         """The recorder calls this once per connection; a client of another game or action set is refused."""
-        if profile.id != self.game or tuple(profile.action_names) != self.action_names:
-            # A ProtocolError reaches the client as ERROR 4006 and a close (recorder.server).
-            raise ProtocolError(
-                f"this run plays {self.game} with actions {list(self.action_names)}, the emulator sent "
-                f"{profile.id} with actions {list(profile.action_names)}; load {self.game} in the emulator",
-                ErrorCode.BAD_CONFIG,
-            )
+        # A ProtocolError reaches the client as ERROR 4006 and a close (recorder.server).
+        self.spec.require_match(
+            GameSpec.of_profile(profile), mine="this run plays", theirs="the emulator sent",
+            error=lambda message: ProtocolError(message, ErrorCode.BAD_CONFIG), fix=f"load {self.game} in the emulator",
+        )  # fmt: skip
         return self.actor.handle(seed)
 
 

@@ -82,6 +82,21 @@ def test_online_store_refuses_another_action_set(tmp_path: Path) -> None:
         _store().add_file(other)
 
 
+def test_online_store_reads_human_steps_by_the_offline_rule(tmp_path: Path) -> None:
+    # One rule for episode files (trainer.episode_arrays): human steps (-1) get their buttons' action online too.
+    b, left, up = 1, 1 << 6, 1 << 4
+    buttons = np.array([[b] * 4, [left | b] * 4, [up | b] * 4, [up] * 4], dtype=np.uint16)
+    path = write_episode(tmp_path / "d", rewards=[0, 0, 0, 0], end=EndReason.LIFE_LOST, actions=[-1] * 4,
+                         buttons=buttons)  # fmt: skip
+    store = _store()
+    store.add_file(path)
+    offline = open_store(TrainConfig(files=(str(path),), gamma=0.5, n_step=2, frame_stack=2, preprocess=PRE,
+                                     clip_rewards=False, cache_dir=str(tmp_path / "cache")))  # fmt: skip
+    snap = store.snapshot()
+    assert snap is not None
+    assert snap.index.actions.tolist() == offline.index.actions.tolist() == [1, 4, 1, 0]
+
+
 def test_mixed_sampler_draws_the_online_fraction(tmp_path: Path) -> None:
     off = write_episode(tmp_path / "off", rewards=[0] * 6, end=EndReason.STEP_LIMIT, first_value=1)
     on = write_episode(tmp_path / "on", rewards=[0] * 6, end=EndReason.STEP_LIMIT, first_value=200)

@@ -7,7 +7,9 @@ import pytest
 
 from dataset.errors import DatasetError
 from recorder.action_set import ActionSet
-from trainer.replay import ReplayStore, TransitionIndex, resolve_actions
+from trainer.episode_arrays import resolve_actions
+from trainer.replay import ReplayStore
+from trainer.transition_index import TransitionIndex
 
 GAMMA = 0.5
 
