@@ -35,38 +35,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from dataset.errors import ConfigError
 from recorder.policy import PolicyInput
-from trainer.config import PreprocessConfig
+from trainer.config import EpsilonSchedule, PreprocessConfig
 from trainer.frame_stack import FrameStack
 from trainer.network import QNetwork
 from trainer.preprocessing import preprocess_frames
 
-__all__ = ["ActorHandle", "BatchedActor", "EpsilonSchedule"]
-
-
-@dataclasses.dataclass(frozen=True)
-class EpsilonSchedule:
-    """Linear decay from ``start`` to ``end`` over ``decay_steps`` online env steps, then ``end``."""
-
-    start: float = 0.1
-    end: float = 0.01
-    decay_steps: int = 10_000
-
-    def __post_init__(self) -> None:
-        for name, value in (("start", self.start), ("end", self.end)):
-            if not 0.0 <= value <= 1.0:
-                raise ConfigError(f"--epsilon {name} {value} must lie in [0, 1]")
-        if self.decay_steps < 0:
-            raise ConfigError(f"--epsilon decay steps {self.decay_steps} must be non-negative")
-
-    def __call__(self, step: int) -> float:
-        if self.decay_steps == 0 or step >= self.decay_steps:
-            return self.end
-        return self.start + (self.end - self.start) * (step / self.decay_steps)
-
-    def describe(self) -> str:
-        return f"{self.start:g}->{self.end:g} over {self.decay_steps} steps"
+__all__ = ["ActorHandle", "BatchedActor"]
 
 
 @dataclasses.dataclass(eq=False)

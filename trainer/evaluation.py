@@ -17,9 +17,10 @@ import numpy as np
 import torch
 
 from dataset.errors import ConfigError
-from recorder.policy import PolicyInput
+from recorder.policy import Policy, PolicyInput
+from recorder.profile import GameProfile, load_profile
 from trainer.checkpoint import latest_checkpoint, load_checkpoint
-from trainer.config import DeviceChoice, PreprocessConfig, TrainConfig
+from trainer.config import EvalConfig, PreprocessConfig, TrainConfig
 from trainer.frame_stack import FrameStack
 from trainer.game_spec import GameSpec
 from trainer.learner import resolve_device
@@ -121,59 +122,44 @@ def load_policy(
     return policy, dataset
 
 
-def evaluate(
-    run_dir: Path,
-    *,
-    episodes: int = 5,
-    checkpoint: Path | None = None,
-    record_dir: Path | None = None,
-    max_steps: int | None = None,
-    epsilon: float = 0.0,
-    device: DeviceChoice = DeviceChoice.CPU,
-    seed: int = 0,
-    progress: bool = True,
-) -> EvalReport:
-    """Play ``episodes`` episodes with the run's latest checkpoint (or ``checkpoint``)."""
-    from recorder.profile import load_profile
+def evaluate(config: EvalConfig) -> EvalReport:
+    """Play ``config.episodes`` episodes with the run's latest checkpoint (or ``config.checkpoint``)."""
     from recorder.recording import RecordConfig, record
 
-    if episodes < 1:
-        raise ConfigError(f"--episodes {episodes} must be at least 1")
+    checkpoint = config.checkpoint or latest_checkpoint(Path(config.run_dir))
     if checkpoint is None:
-        checkpoint = latest_checkpoint(Path(run_dir))
-        if checkpoint is None:
-            raise ConfigError(f"{run_dir} has no checkpoints; train it with sonic-train offline first")
-    dev = resolve_device(device)
+        raise ConfigError(f"{config.run_dir} has no checkpoints; train it with sonic-train offline first")
+    dev = resolve_device(config.device)
     if dev.type == "cpu":
         # The emulator client is a second process; leave it a core.
         torch.set_num_threads(1)
-    policy, dataset = load_policy(checkpoint, device=dev, epsilon=epsilon, seed=seed)
+    policy, dataset = load_policy(checkpoint, device=dev, epsilon=config.epsilon, seed=config.seed)
     spec = GameSpec.of_checkpoint(dataset)
     spec.require_match(
         GameSpec.of_profile(load_profile(spec.game)), mine="the checkpoint was trained on",
         theirs="the installed profile has", error=ConfigError, fix="use a matching sonic-rl version",
     )  # fmt: skip
-    config = RecordConfig(
-        out=record_dir,
+    record_config = RecordConfig(
+        out=config.record_dir,
         game=spec.game,
         emulator="retro",
         policy=policy.policy_id,
         mode="policy",
-        episodes=episodes,
-        max_steps=max_steps,
+        episodes=config.episodes,
+        max_steps=config.max_steps,
         frame_skip=int(dataset["frame_skip"]),  # type: ignore[call-overload]
         clients=1,
-        seed=seed,
+        seed=config.seed,
         port=0,
-        progress=progress,
+        progress=config.progress,
     )
 
-    def factory(_profile: object, _seed: int) -> QPolicy:
+    def factory(_profile: GameProfile, _seed: int) -> Policy:
         policy.reset()
         return policy
 
-    result = record(config, policy_factory=factory)  # type: ignore[arg-type]
-    done = sorted(result.episodes, key=lambda e: e.episode)[:episodes]
+    result = record(record_config, policy_factory=factory)
+    done = sorted(result.episodes, key=lambda e: e.episode)[: config.episodes]
     if not done:
         raise ConfigError("the emulator finished no episode; see the messages above")
     return EvalReport(

@@ -17,6 +17,7 @@ stopped, so a resumed run matches an uninterrupted one update for update on CPU.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ from trainer.checkpoint import (
     save_checkpoint,
 )
 from trainer.config import TrainConfig
+from trainer.flags import flag_name
 from trainer.frame_cache import DatasetInfo, FrameCache, dataset_fingerprint
 from trainer.learner import METRIC_NAMES, DeviceFeeder, Learner, resolve_device, seed_everything
 from trainer.metrics import MetricsLog
@@ -58,9 +60,9 @@ def prepare_run(
     """Check the run folder against the config; return the config the run will use.
 
     Without ``resume`` the folder must not hold a run. With it the saved config
-    wins; only fields in ``explicit`` (flags the user typed) may change it, and of
-    those only the ones that do not change what is learned (see
-    ``TrainConfig.learning_dict``).
+    wins; only fields in ``explicit`` (paths of the fields whose flags the user
+    typed, ``trainer.flags.given``) may change it, and of those only the ones that
+    do not change what is learned (``TrainConfig.RESUMABLE``).
     """
     saved_path = run_dir / "config.json"
     if not resume:
@@ -81,21 +83,25 @@ def prepare_run(
         raise ConfigError(f"nothing to resume in {run_dir} (no config.json); drop --resume to start a run")
     saved = TrainConfig.load(saved_path)
     changes: dict[str, Any] = {}
-    mutable = set(saved.to_dict()) - set(saved.learning_dict())
-    new, old = config.to_dict(), saved.to_dict()
-    for name in explicit:
-        if name == "files" or name not in new or new[name] == old[name]:
+    for path in explicit:
+        top = path.split(".")[0]
+        new, old = _field(config, path), _field(saved, path)
+        if top == "files" or new == old:
             continue
-        if name not in mutable:
+        if top not in TrainConfig.RESUMABLE:
             raise ConfigError(
-                f"--{name.replace('_', '-')} differs from the run being resumed "
-                f"({new[name]!r} vs {old[name]!r}); drop it or start a new --run folder"
+                f"{flag_name(TrainConfig, path)} differs from the run being resumed ({path} {new!r} vs {old!r}); "
+                "drop it or start a new --run folder"
             )
-        changes[name] = getattr(config, name)
+        changes[top] = getattr(config, top)
     if "files" in explicit and config.files and list(config.files) != list(saved.files):
         # Same content under other names is fine: the fingerprint decides (checked later).
         changes["files"] = config.files
     return dataclasses.replace(saved, **changes)
+
+
+def _field(config: TrainConfig, path: str) -> Any:
+    return functools.reduce(getattr, path.split("."), config)
 
 
 def open_store(

@@ -43,17 +43,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import click
 import torch
 
 from dataset.atomic import atomic_write_text
 from dataset.errors import ConfigError, DatasetError, ErrorCode, ProtocolError, SonicRLError
 from recorder import protocol as p
-from recorder.console import run_cli
 from recorder.profile import GameProfile, load_profile
-from trainer.actor import ActorHandle, BatchedActor, EpsilonSchedule
+from trainer.actor import ActorHandle, BatchedActor
 from trainer.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
-from trainer.config import DeviceChoice, TrainConfig
+from trainer.config import OnlineConfig, TrainConfig
 from trainer.game_spec import GameSpec
 from trainer.learner import METRIC_NAMES, DeviceFeeder, Learner, resolve_device, seed_everything
 from trainer.metrics import MetricsLog
@@ -61,7 +59,7 @@ from trainer.network import QNetwork
 from trainer.offline import _checkpoint_state, _restore_rng, open_store
 from trainer.online_store import MixedSampler, OnlineStore
 
-__all__ = ["OnlineConfig", "OnlineResult", "main", "online", "run_online"]
+__all__ = ["OnlineResult", "run_online"]
 
 log = logging.getLogger("sonic_rl.online")
 
@@ -72,75 +70,6 @@ RUN_ID_KEY = "online_run"
 #: An embedded client that dies this soon after starting, this many times in a row, is not restarted.
 _QUICK_FAILURE_S = 10.0
 _MAX_QUICK_FAILURES = 3
-
-
-@dataclasses.dataclass(frozen=True)
-class OnlineConfig:
-    """Every option of one ``sonic-train online`` session (logged to RUN/online.json's history)."""
-
-    #: The run folder trained by ``sonic-train offline``.
-    run_dir: str
-    #: "none": wait for BizHawk; "retro": start ``clients`` embedded stable-retro clients.
-    emulator: str = "none"
-    clients: int = 1
-    #: Where new episodes go; "" = the run's online folder (RUN/online, or the one used before).
-    out: str = ""
-    #: Total online environment steps of the run (stop when reached).
-    steps: int = 100_000
-    #: Total online updates of the run (0: no limit besides --steps).
-    updates: int = 0
-    epsilon: EpsilonSchedule = dataclasses.field(default_factory=EpsilonSchedule)
-    #: Share of every batch drawn from the online store (symmetric sampling: 0.5).
-    online_fraction: float = 0.5
-    #: Weight of the CQL term while fine-tuning (a CQL run only). 0 keeps the Double DQN target
-    #: and drops the conservative term: on the policy's own data CQL(H) raises Q of the actions
-    #: the policy already takes, a feedback loop measured in docs/experiments.md; the offline
-    #: half of each batch keeps every action covered instead (RLPD, Ball et al. 2023).
-    cql_alpha: float = 0.0
-    #: The actor's network copy is refreshed every this many updates.
-    sync_every: int = 100
-    checkpoint_every: int = 1000
-    #: At most this many updates per online environment step (0: no cap). The Nature DQN
-    #: ratio (one update of 32 every 4 steps) keeps a fast learner from overfitting the
-    #: first few online episodes.
-    updates_per_step: float = 0.25
-    #: Step limit per episode (None: the profile's).
-    max_steps: int | None = None
-    device: DeviceChoice = DeviceChoice.AUTO
-    host: str = "127.0.0.1"
-    port: int = 8765
-    token: str | None = None
-    seed: int = 0
-    #: How long the actor waits for more clients' observations before a forward pass.
-    batch_window_ms: float = 2.0
-    #: Seconds between progress lines.
-    progress_every_s: float = 5.0
-    tensorboard: bool = True
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "device", DeviceChoice(self.device))
-        checks = [
-            (self.emulator in ("none", "retro"), f"--emulator must be retro or none (BizHawk), not {self.emulator!r}"),
-            (self.clients >= 1, f"--clients {self.clients} must be at least 1"),
-            (self.steps >= 1, f"--steps {self.steps} must be at least 1"),
-            (self.updates >= 0, f"--updates {self.updates} must be non-negative (0: no limit)"),
-            (0.0 <= self.online_fraction <= 1.0, f"--online-fraction {self.online_fraction} must lie in [0, 1]"),
-            (self.cql_alpha >= 0, f"--cql-alpha {self.cql_alpha} must be non-negative"),
-            (self.sync_every >= 1, f"--sync-every {self.sync_every} must be at least 1"),
-            (self.checkpoint_every >= 1, f"--checkpoint-every {self.checkpoint_every} must be at least 1"),
-            (self.updates_per_step >= 0, f"--updates-per-step {self.updates_per_step} must be non-negative"),
-            (self.max_steps is None or self.max_steps >= 1, f"--max-steps {self.max_steps} must be at least 1"),
-            (self.batch_window_ms >= 0, f"--batch-window-ms {self.batch_window_ms} must be non-negative"),
-        ]  # fmt: skip
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["device"] = self.device.value
-        d["epsilon"] = dataclasses.asdict(self.epsilon)
-        return d
 
 
 @dataclasses.dataclass(frozen=True)
@@ -632,63 +561,3 @@ def _result(
         returns=tuple(session.session_returns),
         mean_batch=float(session.actor.stats()["mean_batch"]),
     )
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-@click.command("online")
-@click.option("--resume", "run_dir", type=click.Path(path_type=Path), required=True,
-              help="Run folder trained by sonic-train offline; its latest checkpoint and config are loaded.")
-@click.option("--emulator", type=click.Choice(["none", "retro"]), default="none", show_default=True,
-              help="none: wait for BizHawk in policy mode; retro: start embedded stable-retro clients.")
-@click.option("--clients", type=int, default=1, show_default=True, help="Embedded clients (--emulator retro).")
-@click.option("--out", default="", help="Folder for the new episodes (default: RUN/online).")
-@click.option("--steps", type=int, default=100_000, show_default=True,
-              help="Stop when the run's online episodes hold this many environment steps in total.")
-@click.option("--updates", type=int, default=0, show_default=True,
-              help="Stop after this many online updates in total (0: no limit).")
-@click.option("--epsilon", type=(float, float, int), default=(0.1, 0.01, 10_000), show_default=True,
-              metavar="START END DECAY_STEPS", help="Linear epsilon schedule over online environment steps.")
-@click.option("--online-fraction", type=float, default=0.5, show_default=True,
-              help="Share of every batch drawn from the online episodes (symmetric sampling).")
-@click.option("--cql-alpha", type=float, default=0.0, show_default=True,
-              help="Weight of the CQL term while fine-tuning a CQL run (0: Double DQN on the mixed batches).")
-@click.option("--sync-every", type=int, default=100, show_default=True,
-              help="Refresh the acting network from the learner every this many updates.")
-@click.option("--checkpoint-every", type=int, default=1000, show_default=True)
-@click.option("--updates-per-step", type=float, default=0.25, show_default=True,
-              help="At most this many updates per online environment step (0: no cap).")
-@click.option("--max-steps", type=int, default=None, help="Step limit per episode (default: the profile's).")
-@click.option("--device", type=click.Choice([d.value for d in DeviceChoice]), default="auto", show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8765, show_default=True, help="0 picks a free port.")
-@click.option("--token", default=None, help="Shared secret clients must send (required off loopback).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--batch-window-ms", type=float, default=2.0, show_default=True,
-              help="How long the actor waits to batch observations from several clients.")
-@click.option("--progress-every", "progress_every_s", type=float, default=5.0, show_default=True,
-              help="Seconds between progress lines.")
-def online(run_dir: Path, epsilon: tuple[float, float, int], **opts: Any) -> None:
-    """Fine-tune a run by playing: record new episodes with the current network and keep training."""
-    config = OnlineConfig(run_dir=str(run_dir), epsilon=EpsilonSchedule(*epsilon), **opts)
-    result = run_online(config)
-    ret = f"{statistics.fmean(result.returns):.2f}" if result.returns else "-"
-    click.echo(
-        f"online: {result.env_steps} steps ({result.env_steps_per_s:.1f}/s), {result.updates} updates "
-        f"({result.updates_per_s:.1f}/s), {result.episodes} episodes, mean return {ret}; run totals "
-        f"{result.total_env_steps} steps, {result.total_updates} updates; actor batch {result.mean_batch:.2f}; "
-        f"checkpoint {result.checkpoint}"
-    )
-    if result.interrupted:
-        click.echo("interrupted; run the same command to carry on", err=True)
-        sys.exit(130)
-
-
-def main() -> None:
-    """``python -m trainer.online``: the command alone, with the CLIs' one-line errors."""
-    run_cli(online, interrupted="interrupted; run the same command to carry on")
-
-
-if __name__ == "__main__":
-    main()

@@ -99,6 +99,19 @@ def test_a_run_folder_from_another_config_needs_resume(two_episode_files: list[P
         train_offline(cfg, tmp_path / "other", resume=True, progress=False)
 
 
+def test_a_refused_change_names_the_flag_that_made_it(two_episode_files: list[Path], tmp_path: Path) -> None:
+    cfg = _config(two_episode_files, tmp_path / "cache", updates=2)
+    train_offline(cfg, tmp_path / "run", progress=False, tensorboard=False)
+    # amp is set by --no-amp (there is no --amp flag); the preprocessing by --frame-size.
+    with pytest.raises(ConfigError, match=r"^--no-amp differs from the run being resumed \(amp False vs True\)"):
+        train_offline(dataclasses.replace(cfg, amp=False), tmp_path / "run", resume=True, explicit=["amp"],
+                      progress=False)  # fmt: skip
+    other = dataclasses.replace(cfg, preprocess=PreprocessConfig(height=40, width=36))
+    with pytest.raises(ConfigError, match=r"^--frame-size differs"):
+        train_offline(other, tmp_path / "run", resume=True, explicit=["preprocess.height", "preprocess.width"],
+                      progress=False)  # fmt: skip
+
+
 def test_resume_with_other_episode_files_is_refused(two_episode_files: list[Path], tmp_path: Path) -> None:
     cfg = _config(two_episode_files, tmp_path / "cache", updates=2)
     train_offline(cfg, tmp_path / "run", progress=False, tensorboard=False)

@@ -24,12 +24,11 @@ import torch
 from dataset.episode import EndReason, EpisodeReader
 from dataset.errors import ConfigError, DatasetError
 from recorder.profile import load_profile
-from trainer.actor import EpsilonSchedule
 from trainer.checkpoint import latest_checkpoint, load_checkpoint
-from trainer.config import PreprocessConfig, TrainConfig
+from trainer.config import EpsilonSchedule, OnlineConfig, PreprocessConfig, TrainConfig
 from trainer.evaluation import load_policy
 from trainer.offline import open_store, train_offline
-from trainer.online import OnlineConfig, run_online
+from trainer.online import run_online
 from trainer.online_store import MixedSampler, OnlineStore
 
 from .conftest import GAME, write_episode
