@@ -67,12 +67,19 @@ def offline(ctx: click.Context, paths: tuple[Path, ...], run_dir: Path, resume: 
     if paths:
         explicit.append("files")
     result = train_offline(config, run_dir, resume=resume, explicit=explicit, progress=not no_progress)
+    total = TrainConfig.load(run_dir / "config.json").updates
+    if result.updates == result.start_update:
+        click.echo(f"nothing to do: {run_dir} already has {result.updates} updates (--updates {total}); "
+                   f"raise --updates to go on; checkpoint {result.checkpoint}")  # fmt: skip
+        return
     m = result.last_metrics
-    click.echo(
-        f"trained {result.updates} updates ({result.updates_per_s:.1f} updates/s); "
-        f"loss {m.get('loss', float('nan')):.4f}, mean Q {m.get('q_mean', float('nan')):.3f}; "
-        f"checkpoint {result.checkpoint}"
-    )
+    loss = f"; loss {m['loss']:.4f}, mean Q {m['q_mean']:.3f}" if m else ""
+    click.echo(f"trained {result.updates} updates ({result.updates_per_s:.1f} updates/s){loss}; "
+               f"checkpoint {result.checkpoint}")  # fmt: skip
+    if result.interrupted:
+        click.echo(f"interrupted at update {result.updates} of {total}; carry on with: "
+                   f"sonic-train offline --run {run_dir} --resume", err=True)  # fmt: skip
+        sys.exit(130)
 
 
 @cli.command("eval")

@@ -109,11 +109,7 @@ def load_policy(
     state = load_checkpoint(checkpoint, map_location=device)
     config = TrainConfig.from_dict(state["config"])
     dataset = dict(state["dataset"])
-    c = config.frame_stack * config.preprocess.channels
-    net = QNetwork(
-        c, len(dataset["action_names"]), height=config.preprocess.height, width=config.preprocess.width,
-        dueling=config.dueling,
-    ).to(device)
+    net = QNetwork.of_config(config, len(dataset["action_names"])).to(device)
     net.load_state_dict(state["model"])
     policy = QPolicy(
         net, config.preprocess, config.frame_stack, device=device, epsilon=epsilon, seed=seed,

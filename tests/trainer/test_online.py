@@ -24,7 +24,7 @@ import torch
 from dataset.episode import EndReason, EpisodeReader
 from dataset.errors import ConfigError, DatasetError
 from recorder.profile import load_profile
-from trainer.checkpoint import latest_checkpoint, load_checkpoint
+from trainer.checkpoint import latest_checkpoint, load_checkpoint, run_checkpoints
 from trainer.config import EpsilonSchedule, OnlineConfig, PreprocessConfig, TrainConfig
 from trainer.evaluation import load_policy
 from trainer.offline import open_store, train_offline
@@ -247,7 +247,7 @@ def torch_threads() -> Iterator[None]:
 def test_two_clients_share_one_batched_actor(run: Path, torch_threads: None) -> None:
     result = run_online(OnlineConfig(
         run_dir=str(run), emulator="retro", clients=2, steps=160, max_steps=30, port=0, sync_every=2,
-        checkpoint_every=1000, batch_window_ms=20.0, progress_every_s=60.0, tensorboard=False,
+        checkpoint_every=1000, batch_window_ms=20.0, progress_every_s=60.0, tensorboard=False, keep_checkpoints=1,
         device="cpu",  # type: ignore[arg-type]
     ))  # fmt: skip
     sessions = {e.meta.session_id for e in _episodes(run / "online")}
@@ -256,6 +256,8 @@ def test_two_clients_share_one_batched_actor(run: Path, torch_threads: None) -> 
     # Requests of the two clients were answered together in one forward pass.
     assert result.mean_batch > 1.2
     assert load_checkpoint(result.checkpoint)["updates"] == OFFLINE_UPDATES + result.updates
+    # --keep-checkpoints 1: the offline run's checkpoints are gone, the session's final one stays.
+    assert run_checkpoints(run) == [result.checkpoint]
 
 
 def _child_pids(pid: int) -> list[int]:
