@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from trainer.config import Algo, TrainConfig  # noqa: E402
+from trainer.frame_cache import FrameCache  # noqa: E402
 from trainer.learner import (  # noqa: E402
     DeviceFeeder,
     Learner,
@@ -44,7 +45,7 @@ from trainer.learner import (  # noqa: E402
     seed_everything,
 )
 from trainer.offline import open_store  # noqa: E402
-from trainer.replay import FrameCache, ReplayStore  # noqa: E402
+from trainer.replay import ReplayStore  # noqa: E402
 
 D3RLPY = "d3rlpy==2.8.1"
 
@@ -108,18 +109,18 @@ def d3rlpy_dataset(cache: FrameCache, d3: object) -> object:
     import d3rlpy  # noqa: F401  (ensured above)
     from d3rlpy.dataset import FrameStackTransitionPicker, MDPDataset
 
-    steps = cache.episode_steps
+    steps = cache.steps.episode_steps
     # d3rlpy stores one observation per step (it has no final observation per episode).
     starts = np.concatenate([[0], np.cumsum(steps + 1)[:-1]])
     obs_rows = np.concatenate([np.arange(s, s + n) for s, n in zip(starts, steps, strict=True)])
     ends = np.cumsum(steps) - 1
-    timeouts = cache.truncated.copy()
-    timeouts[ends] |= ~cache.terminated[ends]
+    timeouts = cache.steps.truncated.copy()
+    timeouts[ends] |= ~cache.steps.terminated[ends]
     return MDPDataset(
         observations=np.asarray(cache.frames[obs_rows]),
-        actions=cache.actions.astype(np.int64),
-        rewards=np.clip(cache.rewards, -1, 1).astype(np.float32),
-        terminals=cache.terminated.astype(np.float32),
+        actions=cache.steps.actions.astype(np.int64),
+        rewards=np.clip(cache.steps.rewards, -1, 1).astype(np.float32),
+        terminals=cache.steps.terminated.astype(np.float32),
         timeouts=timeouts.astype(np.float32),
         transition_picker=FrameStackTransitionPicker(n_frames=4),
     )

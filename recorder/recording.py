@@ -2,14 +2,14 @@
 
 This is what ``sonic-rec record`` and ``sonic-train eval`` call: it owns the
 event loop, the signal handlers (Ctrl-C and SIGTERM save open episodes as
-truncated), the client processes and the progress bar.
+truncated), which client command to start (``start_client``; the processes are
+watched by ``recorder.supervisor``) and the progress bar.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -24,8 +24,9 @@ from dataset.errors import ConfigError, SonicRLError
 from recorder import protocol as p
 from recorder.profile import load_profile
 from recorder.server import EpisodeSummary, PolicyFactory, Recorder, ServerConfig
+from recorder.supervisor import ClientSupervisor, spawn_client
 
-__all__ = ["RecordConfig", "RecordResult", "reap_client", "record", "start_retro_client", "start_server"]
+__all__ = ["RecordConfig", "RecordResult", "record", "start_client", "start_retro_client", "start_server"]
 
 log = logging.getLogger("sonic_rl.recorder")
 
@@ -123,28 +124,26 @@ async def _record(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig.name)
     server_task, url = await start_server(recorder)
-    clients: list[subprocess.Popen[bytes]] = []
-    if config.emulator == "retro":
-        # With no policy object from the caller, --policy (random/scripted) runs inside each
-        # emulator process and streams (client-policy mode): no lockstep round trip per step.
-        client_policy = config.policy if policy_factory is None else None
-        clients = [start_retro_client(config, url, i, client_policy) for i in range(config.clients)]
-    else:
+    # With no policy object from the caller, --policy (random/scripted) runs inside each
+    # emulator process and streams (client-policy mode): no lockstep round trip per step.
+    client_policy = config.policy if policy_factory is None else None
+    embedded = config.emulator != "none"
+    clients = ClientSupervisor(lambda i: start_client(config, url, i, client_policy), config.clients if embedded else 0)
+    if not embedded:
         print("waiting for the BizHawk tool to connect (Ctrl-C to stop)", file=sys.stderr, flush=True)
     watch = asyncio.create_task(_watch(recorder, clients, config, result))
     try:
         await server_task
     finally:
         watch.cancel()
-        for proc in clients:
-            await reap_client(proc)
+        await clients.reap_all()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     result.episodes = list(recorder.stats.episodes)
     result.steps = recorder.stats.steps
     result.frames = recorder.stats.frames
     result.seconds = time.monotonic() - recorder.stats.started
-    failed = [c for c in clients if c.returncode not in (0, None)]
+    failed = clients.failed()
     if failed and not result.interrupted and config.episodes is not None and len(result.episodes) < config.episodes:
         raise SonicRLError(
             f"{len(failed)} emulator client(s) failed (exit {failed[0].returncode}) before "
@@ -171,6 +170,15 @@ async def start_server(recorder: Recorder) -> tuple[asyncio.Task[None], str]:
     return server_task, url
 
 
+def start_client(
+    config: RecordConfig, url: str, index: int, policy: str | None = None
+) -> subprocess.Popen[bytes]:
+    """Start embedded client ``index`` of the kind ``config.emulator`` names (``recorder.supervisor`` watches it)."""
+    if config.emulator == "retro":
+        return start_retro_client(config, url, index, policy)
+    raise ConfigError(f"there is no embedded client for --emulator {config.emulator!r}")
+
+
 def start_retro_client(
     config: RecordConfig, url: str, index: int, policy: str | None = None
 ) -> subprocess.Popen[bytes]:
@@ -186,31 +194,10 @@ def start_retro_client(
         cmd += ["--policy", policy, "--seed", str(config.seed + index)]
     if config.state:
         cmd += ["--state", config.state]
-    env = dict(os.environ)
-    # Each emulator is single-threaded; stop BLAS/OpenMP pools from fighting over the 2 cores.
-    env.setdefault("OMP_NUM_THREADS", "1")
-    log.debug("starting embedded client %d: %s", index, " ".join(cmd))
-    # A new session: a terminal's Ctrl-C goes to the recorder, which then tells clients to stop.
-    return subprocess.Popen(cmd, env=env, start_new_session=True)
+    return spawn_client(cmd, index)
 
 
-async def reap_client(proc: subprocess.Popen[bytes]) -> None:
-    for _ in range(100):
-        if proc.poll() is not None:
-            return
-        await asyncio.sleep(0.05)
-    proc.terminate()
-    for _ in range(40):
-        if proc.poll() is not None:
-            return
-        await asyncio.sleep(0.05)
-    proc.kill()
-    proc.wait()
-
-
-async def _watch(
-    recorder: Recorder, clients: list[subprocess.Popen[bytes]], config: RecordConfig, result: RecordResult
-) -> None:
+async def _watch(recorder: Recorder, clients: ClientSupervisor, config: RecordConfig, result: RecordResult) -> None:
     """Progress bar, and stop when every embedded client has exited."""
     total = config.episodes
     bar = tqdm(total=total, unit="ep", desc="recording", disable=not config.progress, dynamic_ncols=True)
@@ -226,7 +213,7 @@ async def _watch(
                 seen += new
             bar.set_postfix(steps=stats.steps, fps=f"{stats.frames / elapsed:,.0f}", clients=stats.connections,
                             refresh=True)  # fmt: skip
-            if clients and all(c.poll() is not None for c in clients):
+            if clients.all_exited():
                 recorder.shutdown()
                 return
     finally:

@@ -35,37 +35,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from dataset.errors import ConfigError
 from recorder.policy import PolicyInput
-from trainer.config import PreprocessConfig
+from trainer.config import EpsilonSchedule, PreprocessConfig
+from trainer.frame_stack import FrameStack
 from trainer.network import QNetwork
 from trainer.preprocessing import preprocess_frames
 
-__all__ = ["ActorHandle", "BatchedActor", "EpsilonSchedule"]
-
-
-@dataclasses.dataclass(frozen=True)
-class EpsilonSchedule:
-    """Linear decay from ``start`` to ``end`` over ``decay_steps`` online env steps, then ``end``."""
-
-    start: float = 0.1
-    end: float = 0.01
-    decay_steps: int = 10_000
-
-    def __post_init__(self) -> None:
-        for name, value in (("start", self.start), ("end", self.end)):
-            if not 0.0 <= value <= 1.0:
-                raise ConfigError(f"--epsilon {name} {value} must lie in [0, 1]")
-        if self.decay_steps < 0:
-            raise ConfigError(f"--epsilon decay steps {self.decay_steps} must be non-negative")
-
-    def __call__(self, step: int) -> float:
-        if self.decay_steps == 0 or step >= self.decay_steps:
-            return self.end
-        return self.start + (self.end - self.start) * (step / self.decay_steps)
-
-    def describe(self) -> str:
-        return f"{self.start:g}->{self.end:g} over {self.decay_steps} steps"
+__all__ = ["ActorHandle", "BatchedActor"]
 
 
 @dataclasses.dataclass(eq=False)
@@ -85,15 +61,14 @@ class ActorHandle:
         self.epsilon = actor.epsilon_now()
         self.metadata: dict[str, str] = {}
         self.rng = np.random.default_rng(seed)
-        # Touched only by the actor's worker thread (one at a time per handle: a client
-        # waits for its action before it sends the next observation).
-        self.stack: np.ndarray | None = None
-        self.fresh = True
+        # Pushed to only by the actor's worker thread (one request at a time per handle: a client
+        # waits for its action before it sends the next observation; reset() comes between episodes).
+        self.stack = FrameStack(actor.frame_stack)
         self.reset()
 
     def reset(self) -> None:
         """A new episode: empty frame stack, this episode's epsilon and file metadata."""
-        self.fresh = True
+        self.stack.reset()
         self.epsilon = self.actor.epsilon_now()
         self.metadata = self.actor.episode_metadata(self.epsilon)
 
@@ -232,18 +207,7 @@ class BatchedActor:
         """Worker thread: preprocess, stack, one forward pass, epsilon-greedy per client."""
         self._refresh()
         frames = preprocess_frames(np.stack([r.frame for r in batch]), self.preprocess)  # (B, C, h, w)
-        c = frames.shape[1]
-        states = np.empty((len(batch), self.frame_stack * c, *frames.shape[2:]), dtype=np.uint8)
-        for i, r in enumerate(batch):
-            h = r.handle
-            if h.fresh or h.stack is None:
-                # A fresh stack repeats the first frame, as the replay store does (trainer.replay).
-                h.stack = np.concatenate([frames[i]] * self.frame_stack, axis=0)
-                h.fresh = False
-            else:
-                h.stack[:-c] = h.stack[c:]
-                h.stack[-c:] = frames[i]
-            states[i] = h.stack
+        states = np.stack([r.handle.stack.push(frame) for r, frame in zip(batch, frames, strict=True)])
         with torch.inference_mode():
             q = self.network(torch.from_numpy(states).to(self.device, non_blocking=True))
             greedy = q.argmax(dim=1).cpu().numpy()

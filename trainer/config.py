@@ -1,9 +1,12 @@
-"""Typed configuration of the offline trainer: one frozen dataclass per concern.
+"""Typed configuration of the trainer: one frozen dataclass per command and concern.
 
-``TrainConfig`` is built once from the CLI flags, written in full to ``config.json``
-in the run folder, stored in every checkpoint, and compared on ``--resume``
-(the cleanrl habit: one dataclass of arguments is both the CLI and the logged
-hyperparameters).
+Each dataclass is its command's flags (``trainer.flags``: a field declared with
+``flag(default, help=...)`` is an option of that name, default and help), so a
+default is written once. ``TrainConfig`` is written in full to ``config.json`` in
+the run folder, stored in every checkpoint, and compared on ``--resume`` (the
+cleanrl habit: one dataclass of arguments is both the CLI and the logged
+hyperparameters). ``OnlineConfig`` is one ``sonic-train online`` session, logged
+to ``RUN/online.json``; ``EvalConfig`` one ``sonic-train eval``.
 """
 
 from __future__ import annotations
@@ -12,14 +15,20 @@ import dataclasses
 import enum
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+import click
 
 from dataset.atomic import atomic_write_text
 from dataset.errors import ConfigError
+from trainer.flags import flag, nested, require
 
 __all__ = [
     "Algo",
     "DeviceChoice",
+    "EpsilonSchedule",
+    "EvalConfig",
+    "OnlineConfig",
     "PreprocessConfig",
     "TrainConfig",
 ]
@@ -42,6 +51,22 @@ class DeviceChoice(enum.StrEnum):
     CUDA = "cuda"
 
 
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--frame-size {text!r} is not HEIGHTxWIDTH, e.g. 84x84") from None
+    return h, w
+
+
+def _parse_crop(text: str) -> tuple[int, int, int, int]:
+    try:
+        top, bottom, left, right = (int(x) for x in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--crop {text!r} is not TOP,BOTTOM,LEFT,RIGHT pixels, e.g. 0,16,0,0") from None
+    return top, bottom, left, right
+
+
 @dataclasses.dataclass(frozen=True)
 class PreprocessConfig:
     """How recorded RGB frames become network inputs (Mnih et al. 2015: 84x84 gray).
@@ -51,10 +76,14 @@ class PreprocessConfig:
     the cache instead of silently reusing frames made another way.
     """
 
-    height: int = 84
+    height: int = flag(84, name="--frame-size", also=("width",), help="Frame size after resizing.",
+                       metavar="HEIGHTxWIDTH", click_type=str, parse=_parse_size,
+                       show=lambda h, w: f"{h}x{w}")  # fmt: skip
     width: int = 84
-    grayscale: bool = True
-    crop: tuple[int, int, int, int] = (0, 0, 0, 0)
+    grayscale: bool = flag(True, name="--color", help="Keep RGB instead of converting to gray.")
+    crop: tuple[int, int, int, int] = flag((0, 0, 0, 0), help="Pixels cut before resizing (e.g. a HUD).",
+                                           metavar="TOP,BOTTOM,LEFT,RIGHT", click_type=str, parse=_parse_crop,
+                                           show=lambda c: ",".join(map(str, c)))  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.height < 1 or self.width < 1:
@@ -85,45 +114,48 @@ class PreprocessConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Every hyperparameter of an offline run. Defaults follow Nature DQN / CleanRL."""
+    """Every hyperparameter of a run (``sonic-train offline``'s flags). Defaults follow Nature DQN / CleanRL."""
 
     #: Episode files, sorted, as given (after glob expansion).
     files: tuple[str, ...] = ()
-    algo: Algo = Algo.CQL
-    #: Total gradient updates of the run (a resumed run continues up to this count).
-    updates: int = 100_000
-    batch_size: int = 32
-    #: Adam learning rate (Nature DQN / CleanRL use 1e-4 with Adam).
-    lr: float = 1e-4
+    algo: Algo = flag(Algo.CQL, help="cql suits fixed data best (d3rlpy's Atari benchmark).")
+    updates: int = flag(100_000, help="Total gradient updates of the run (a resumed run continues up to this count).")
+    batch_size: int = flag(32, help="Transitions per update.")
+    #: (Nature DQN / CleanRL use 1e-4 with Adam.)
+    lr: float = flag(1e-4, help="Adam learning rate.")
     #: Adam epsilon; 1.5e-4 as in Dopamine's Rainbow/Adam settings.
     adam_eps: float = 1.5e-4
-    gamma: float = 0.99
-    n_step: int = 1
-    #: Target network sync period, in updates.
-    target_update: int = 2000
-    seed: int = 0
-    device: DeviceChoice = DeviceChoice.AUTO
-    frame_stack: int = 4
-    dueling: bool = False
-    #: Weight of the CQL(H) term; d3rlpy's DiscreteCQL default alpha is 1.0.
-    cql_alpha: float = 1.0
+    gamma: float = flag(0.99, help="Discount factor.")
+    n_step: int = flag(1, help="Steps of reward in each target before it bootstraps.")
+    target_update: int = flag(2000, help="Target network sync period in updates.")
+    seed: int = flag(0, help="Seed of the network's initialisation and of the sampler.")
+    device: DeviceChoice = flag(DeviceChoice.AUTO, help="auto: CUDA when there is one.")
+    frame_stack: int = flag(4, help="Observations per state.")
+    dueling: bool = flag(False, help="Dueling head (Wang et al. 2016).")
+    #: d3rlpy's DiscreteCQL default alpha is 1.0.
+    cql_alpha: float = flag(1.0, help="Weight of the CQL term.")
     #: Global gradient-norm clip (CleanRL/Dopamine use 10).
     grad_clip: float = 10.0
     #: Huber threshold (Mnih et al. 2015 clip the TD error at 1).
     huber_delta: float = 1.0
-    #: Rewards are clipped to [-1, 1] (Nature DQN) unless this is False.
-    clip_rewards: bool = True
-    log_every: int = 100
-    checkpoint_every: int = 5000
-    preprocess: PreprocessConfig = dataclasses.field(default_factory=PreprocessConfig)
-    #: Where preprocessed frames are cached ("" = the default user cache folder).
-    cache_dir: str = ""
+    clip_rewards: bool = flag(True, name="--no-reward-clip", help="Do not clip rewards to [-1, 1] (Nature DQN does).")
+    log_every: int = flag(100, help="Write metrics every this many updates.")
+    checkpoint_every: int = flag(5000, help="Save a checkpoint every this many updates (and at the end).")
+    keep_checkpoints: int = flag(0, help="Keep only the newest N checkpoints (about 25 MiB each at 84x84; "
+                                         "the latest is never deleted); 0 keeps all.")  # fmt: skip
+    preprocess: PreprocessConfig = nested(PreprocessConfig)
+    cache_dir: str = flag("", help="Replay cache folder (default: ~/.cache/sonic-rl/replay).")
     #: bf16 autocast where the hardware has it: every CUDA GPU, and CPUs with AVX512-BF16
     #: or AMX (oneDNN then runs the convolutions about 2x faster; master weights, the
     #: loss and Adam stay float32).
-    amp: bool = True
+    amp: bool = flag(True, name="--no-amp", help="Train in float32 even where bf16 autocast is available.")
     #: torch.compile / CUDA graphs on CUDA (ignored on CPU, where it does not pay off).
-    compile: bool = True
+    compile: bool = flag(True, name="--no-compile", help="No CUDA graph capture on CUDA.")
+
+    #: Fields a resumed run may change (they do not change what is learned).
+    RESUMABLE: ClassVar[frozenset[str]] = frozenset(
+        {"updates", "device", "log_every", "checkpoint_every", "keep_checkpoints", "cache_dir", "compile"}
+    )
 
     def __post_init__(self) -> None:
         # Accept the enums' string values too (from JSON or callers); store the enums.
@@ -133,21 +165,20 @@ class TrainConfig:
         except ValueError as exc:
             raise ConfigError(f"{exc}; see sonic-train offline --help") from None
         object.__setattr__(self, "files", tuple(self.files))
-        checks = [
-            (self.updates >= 1, f"--updates {self.updates} must be at least 1"),
-            (self.batch_size >= 1, f"--batch-size {self.batch_size} must be at least 1"),
-            (self.lr > 0, f"--lr {self.lr} must be positive"),
-            (0.0 <= self.gamma <= 1.0, f"--gamma {self.gamma} must lie in [0, 1]"),
-            (self.n_step >= 1, f"--n-step {self.n_step} must be at least 1"),
-            (self.target_update >= 1, f"--target-update {self.target_update} must be at least 1"),
-            (self.frame_stack >= 1, f"--frame-stack {self.frame_stack} must be at least 1"),
-            (self.cql_alpha >= 0, f"--cql-alpha {self.cql_alpha} must be non-negative"),
-            (self.log_every >= 1, f"--log-every {self.log_every} must be at least 1"),
-            (self.checkpoint_every >= 1, "--checkpoint-every must be at least 1"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+        require(
+            self,
+            ("updates", self.updates >= 1, "must be at least 1"),
+            ("batch_size", self.batch_size >= 1, "must be at least 1"),
+            ("lr", self.lr > 0, "must be positive"),
+            ("gamma", 0.0 <= self.gamma <= 1.0, "must lie in [0, 1]"),
+            ("n_step", self.n_step >= 1, "must be at least 1"),
+            ("target_update", self.target_update >= 1, "must be at least 1"),
+            ("frame_stack", self.frame_stack >= 1, "must be at least 1"),
+            ("cql_alpha", self.cql_alpha >= 0, "must be non-negative"),
+            ("log_every", self.log_every >= 1, "must be at least 1"),
+            ("checkpoint_every", self.checkpoint_every >= 1, "must be at least 1"),
+            ("keep_checkpoints", self.keep_checkpoints >= 0, "must be non-negative (0 keeps all)"),
+        )
 
     # The run folder's config.json and the checkpoint carry this plain dict (no pickled
     # objects, so checkpoints load with weights_only=True).
@@ -180,11 +211,11 @@ class TrainConfig:
     def learning_dict(self) -> dict[str, Any]:
         """The fields that define what is learned: a run folder must match them to be reused.
 
-        ``updates``, ``device``, logging periods and the cache folder may change on
-        ``--resume`` without changing the experiment.
+        The fields in ``RESUMABLE`` (the budget, the device, logging and checkpoint
+        periods, the cache folder) may change on ``--resume`` without changing the experiment.
         """
         d = self.to_dict()
-        for key in ("updates", "device", "log_every", "checkpoint_every", "cache_dir", "compile"):
+        for key in self.RESUMABLE:
             d.pop(key)
         return d
 
@@ -197,3 +228,119 @@ class TrainConfig:
             return cls.from_dict(json.loads(path.read_text()))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{path}: cannot read the run config ({exc}); is this a run folder?") from exc
+
+
+@dataclasses.dataclass(frozen=True)
+class EpsilonSchedule:
+    """Linear decay from ``start`` to ``end`` over ``decay_steps`` online env steps, then ``end``."""
+
+    start: float = 0.1
+    end: float = 0.01
+    decay_steps: int = 10_000
+
+    def __post_init__(self) -> None:
+        for name, value in (("start", self.start), ("end", self.end)):
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"--epsilon {name} {value} must lie in [0, 1]")
+        if self.decay_steps < 0:
+            raise ConfigError(f"--epsilon decay steps {self.decay_steps} must be non-negative")
+
+    def __call__(self, step: int) -> float:
+        if self.decay_steps == 0 or step >= self.decay_steps:
+            return self.end
+        return self.start + (self.end - self.start) * (step / self.decay_steps)
+
+    def describe(self) -> str:
+        return f"{self.start:g}->{self.end:g} over {self.decay_steps} steps"
+
+
+@dataclasses.dataclass(frozen=True)
+class OnlineConfig:
+    """Every option of one ``sonic-train online`` session (logged to RUN/online.json's history)."""
+
+    #: The run folder trained by ``sonic-train offline`` (``--resume RUN``).
+    run_dir: str
+    emulator: str = flag("none", click_type=click.Choice(["none", "retro"]),
+                         help="none: wait for BizHawk in policy mode; retro: start embedded stable-retro clients.")
+    clients: int = flag(1, help="Embedded clients (--emulator retro).")
+    out: str = flag("", help="Folder for the new episodes (default: RUN/online, or the one used before).")
+    steps: int = flag(100_000, help="Stop when the run's online episodes hold this many environment steps in total.")
+    updates: int = flag(0, help="Stop after this many online updates in total (0: no limit besides --steps).")
+    epsilon: EpsilonSchedule = flag(
+        default_factory=EpsilonSchedule, click_type=(float, float, int), metavar="START END DECAY_STEPS",
+        parse=lambda t: EpsilonSchedule(*t), show=lambda e: (e.start, e.end, e.decay_steps),
+        help="Linear epsilon schedule over online environment steps.",
+    )
+    online_fraction: float = flag(0.5, help="Share of every batch drawn from the online episodes (symmetric "
+                                            "sampling).")  # fmt: skip
+    #: 0 keeps the Double DQN target and drops the conservative term: on the policy's own data CQL(H)
+    #: raises Q of the actions the policy already takes, a feedback loop measured in
+    #: docs/experiments.md; the offline half of each batch keeps every action covered instead
+    #: (RLPD, Ball et al. 2023).
+    cql_alpha: float = flag(0.0, help="Weight of the CQL term while fine-tuning a CQL run (0: Double DQN on the "
+                                      "mixed batches).")  # fmt: skip
+    sync_every: int = flag(100, help="Refresh the acting network from the learner every this many updates.")
+    checkpoint_every: int = flag(1000, help="Save a checkpoint every this many updates (and at the end).")
+    keep_checkpoints: int = flag(0, help="Keep only the newest N checkpoints of the run (the latest is never "
+                                         "deleted); 0 keeps all.")  # fmt: skip
+    #: The Nature DQN ratio (one update of 32 every 4 steps) keeps a fast learner from overfitting
+    #: the first few online episodes.
+    updates_per_step: float = flag(0.25, help="At most this many updates per online environment step (0: no cap).")
+    max_steps: int | None = flag(None, help="Step limit per episode (default: the profile's).")
+    device: DeviceChoice = flag(DeviceChoice.AUTO, help="auto: CUDA when there is one.")
+    host: str = flag("127.0.0.1", help="Address to bind. Anything but loopback requires --token.")
+    port: int = flag(8765, help="0 picks a free port.")
+    token: str | None = flag(None, help="Shared secret clients must send (required off loopback).")
+    seed: int = flag(0, help="Seed of the exploration and the emulators.")
+    batch_window_ms: float = flag(2.0, help="How long the actor waits to batch observations from several clients.")
+    progress_every_s: float = flag(5.0, name="--progress-every", help="Seconds between progress lines.")
+    tensorboard: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "device", DeviceChoice(self.device))
+        require(
+            self,
+            ("emulator", self.emulator in ("none", "retro"), "must be retro or none (BizHawk)"),
+            ("clients", self.clients >= 1, "must be at least 1"),
+            ("steps", self.steps >= 1, "must be at least 1"),
+            ("updates", self.updates >= 0, "must be non-negative (0: no limit)"),
+            ("online_fraction", 0.0 <= self.online_fraction <= 1.0, "must lie in [0, 1]"),
+            ("cql_alpha", self.cql_alpha >= 0, "must be non-negative"),
+            ("sync_every", self.sync_every >= 1, "must be at least 1"),
+            ("checkpoint_every", self.checkpoint_every >= 1, "must be at least 1"),
+            ("keep_checkpoints", self.keep_checkpoints >= 0, "must be non-negative (0 keeps all)"),
+            ("updates_per_step", self.updates_per_step >= 0, "must be non-negative"),
+            ("max_steps", self.max_steps is None or self.max_steps >= 1, "must be at least 1"),
+            ("batch_window_ms", self.batch_window_ms >= 0, "must be non-negative"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["device"] = self.device.value
+        d["epsilon"] = dataclasses.asdict(self.epsilon)
+        return d
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """One ``sonic-train eval``: play a run's checkpoint on the embedded emulator."""
+
+    run_dir: Path
+    episodes: int = flag(5, help="Episodes to play.")
+    checkpoint: Path | None = flag(None, help="Checkpoint file (default: the run's latest).")
+    record_dir: Path | None = flag(None, name="--record", help="Also save the evaluation episodes as HDF5 files here.")
+    max_steps: int | None = flag(None, help="Step limit per episode (default: the profile's).")
+    epsilon: float = flag(0.0, help="Probability of a random action (0 = greedy).")
+    #: The emulator is a second process on the same machine; a small network plays fast enough on a core.
+    device: DeviceChoice = flag(DeviceChoice.CPU, help="auto: CUDA when there is one.")
+    seed: int = flag(0, help="Seed of the epsilon-greedy draws.")
+    progress: bool = flag(True, name="--no-progress", help="No progress bar.")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "device", DeviceChoice(self.device))
+        require(
+            self,
+            ("episodes", self.episodes >= 1, "must be at least 1"),
+            ("max_steps", self.max_steps is None or self.max_steps >= 1, "must be at least 1"),
+            ("epsilon", 0.0 <= self.epsilon <= 1.0, "must lie in [0, 1]"),
+        )

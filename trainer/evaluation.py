@@ -4,8 +4,7 @@ The Q-network plays as a recorder policy (``recorder.policy.Policy``), so
 evaluation runs the same server, client and episode rules as recording, and
 ``--record DIR`` saves the evaluation episodes as ordinary episode files. The
 policy preprocesses each screen with the replay store's own function and keeps
-its own frame stack, which it refills with the first frame after ``reset()``,
-exactly as the store repeats an episode's first frame (trainer.replay).
+its own frame stack (``trainer.frame_stack``, the rule the replay store gathers by).
 """
 
 from __future__ import annotations
@@ -18,9 +17,12 @@ import numpy as np
 import torch
 
 from dataset.errors import ConfigError
-from recorder.policy import PolicyInput
+from recorder.policy import Policy, PolicyInput
+from recorder.profile import GameProfile, load_profile
 from trainer.checkpoint import latest_checkpoint, load_checkpoint
-from trainer.config import DeviceChoice, PreprocessConfig, TrainConfig
+from trainer.config import EvalConfig, PreprocessConfig, TrainConfig
+from trainer.frame_stack import FrameStack
+from trainer.game_spec import GameSpec
 from trainer.learner import resolve_device
 from trainer.network import QNetwork
 from trainer.preprocessing import preprocess_frames
@@ -52,22 +54,15 @@ class QPolicy:
         self.policy_id = policy_id
         self.metadata: dict[str, str] = {"policy": policy_id, "epsilon": str(epsilon)}
         self._rng = np.random.default_rng(seed)
-        self._stack: np.ndarray | None = None
+        self._stack = FrameStack(frame_stack)
         self.last_q: np.ndarray | None = None
 
     def reset(self) -> None:
-        self._stack = None
+        self._stack.reset()
 
     def observe(self, frame: np.ndarray) -> np.ndarray:
         """Push one RGB screen; return the (stack*C, h, w) uint8 state."""
-        f = preprocess_frames(frame[None], self.preprocess)[0]  # (C, h, w)
-        c = f.shape[0]
-        if self._stack is None:
-            self._stack = np.concatenate([f] * self.frame_stack, axis=0)
-        else:
-            self._stack[:-c] = self._stack[c:]
-            self._stack[-c:] = f
-        return self._stack
+        return self._stack.push(preprocess_frames(frame[None], self.preprocess)[0])
 
     def act(self, obs: PolicyInput) -> int:
         state = self.observe(obs.frame)
@@ -114,11 +109,7 @@ def load_policy(
     state = load_checkpoint(checkpoint, map_location=device)
     config = TrainConfig.from_dict(state["config"])
     dataset = dict(state["dataset"])
-    c = config.frame_stack * config.preprocess.channels
-    net = QNetwork(
-        c, len(dataset["action_names"]), height=config.preprocess.height, width=config.preprocess.width,
-        dueling=config.dueling,
-    ).to(device)
+    net = QNetwork.of_config(config, len(dataset["action_names"])).to(device)
     net.load_state_dict(state["model"])
     policy = QPolicy(
         net, config.preprocess, config.frame_stack, device=device, epsilon=epsilon, seed=seed,
@@ -127,61 +118,44 @@ def load_policy(
     return policy, dataset
 
 
-def evaluate(
-    run_dir: Path,
-    *,
-    episodes: int = 5,
-    checkpoint: Path | None = None,
-    record_dir: Path | None = None,
-    max_steps: int | None = None,
-    epsilon: float = 0.0,
-    device: DeviceChoice = DeviceChoice.CPU,
-    seed: int = 0,
-    progress: bool = True,
-) -> EvalReport:
-    """Play ``episodes`` episodes with the run's latest checkpoint (or ``checkpoint``)."""
-    from recorder.profile import load_profile
+def evaluate(config: EvalConfig) -> EvalReport:
+    """Play ``config.episodes`` episodes with the run's latest checkpoint (or ``config.checkpoint``)."""
     from recorder.recording import RecordConfig, record
 
-    if episodes < 1:
-        raise ConfigError(f"--episodes {episodes} must be at least 1")
+    checkpoint = config.checkpoint or latest_checkpoint(Path(config.run_dir))
     if checkpoint is None:
-        checkpoint = latest_checkpoint(Path(run_dir))
-        if checkpoint is None:
-            raise ConfigError(f"{run_dir} has no checkpoints; train it with sonic-train offline first")
-    dev = resolve_device(device)
+        raise ConfigError(f"{config.run_dir} has no checkpoints; train it with sonic-train offline first")
+    dev = resolve_device(config.device)
     if dev.type == "cpu":
         # The emulator client is a second process; leave it a core.
         torch.set_num_threads(1)
-    policy, dataset = load_policy(checkpoint, device=dev, epsilon=epsilon, seed=seed)
-    game = str(dataset["game"])
-    profile = load_profile(game)
-    if tuple(profile.action_names) != tuple(dataset["action_names"]):  # type: ignore[arg-type]
-        raise ConfigError(
-            f"the {game} profile's actions {list(profile.action_names)} differ from the ones the "
-            f"checkpoint was trained on {list(dataset['action_names'])}; use a matching sonic-rl version"  # type: ignore[call-overload]
-        )
-    config = RecordConfig(
-        out=record_dir,
-        game=game,
+    policy, dataset = load_policy(checkpoint, device=dev, epsilon=config.epsilon, seed=config.seed)
+    spec = GameSpec.of_checkpoint(dataset)
+    spec.require_match(
+        GameSpec.of_profile(load_profile(spec.game)), mine="the checkpoint was trained on",
+        theirs="the installed profile has", error=ConfigError, fix="use a matching sonic-rl version",
+    )  # fmt: skip
+    record_config = RecordConfig(
+        out=config.record_dir,
+        game=spec.game,
         emulator="retro",
         policy=policy.policy_id,
         mode="policy",
-        episodes=episodes,
-        max_steps=max_steps,
+        episodes=config.episodes,
+        max_steps=config.max_steps,
         frame_skip=int(dataset["frame_skip"]),  # type: ignore[call-overload]
         clients=1,
-        seed=seed,
+        seed=config.seed,
         port=0,
-        progress=progress,
+        progress=config.progress,
     )
 
-    def factory(_profile: object, _seed: int) -> QPolicy:
+    def factory(_profile: GameProfile, _seed: int) -> Policy:
         policy.reset()
         return policy
 
-    result = record(config, policy_factory=factory)  # type: ignore[arg-type]
-    done = sorted(result.episodes, key=lambda e: e.episode)[:episodes]
+    result = record(record_config, policy_factory=factory)
+    done = sorted(result.episodes, key=lambda e: e.episode)[: config.episodes]
     if not done:
         raise ConfigError("the emulator finished no episode; see the messages above")
     return EvalReport(

@@ -30,7 +30,7 @@ from dataset.errors import ConfigError
 from trainer.config import Algo, DeviceChoice, TrainConfig
 from trainer.loss import q_learning_loss
 from trainer.network import QNetwork
-from trainer.replay import ReplayStore
+from trainer.replay import BatchSampler
 
 __all__ = ["DeviceFeeder", "Learner", "cpu_supports_bf16", "resolve_device", "seed_everything"]
 
@@ -240,7 +240,7 @@ class DeviceFeeder:
 
     def __init__(
         self,
-        store: ReplayStore,
+        store: BatchSampler,
         rng: np.random.Generator,
         batch_size: int,
         device: torch.device,

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from dataset.errors import ConfigError
+
+if TYPE_CHECKING:
+    from trainer.config import TrainConfig
 
 __all__ = ["QNetwork"]
 
@@ -48,6 +53,13 @@ class QNetwork(nn.Module):
             self.head = nn.Sequential(
                 nn.Linear(n_features, 512), nn.ReLU(inplace=True), nn.Linear(512, n_actions)
             )
+
+    @classmethod
+    def of_config(cls, config: TrainConfig, n_actions: int) -> QNetwork:
+        """The network a run of ``config`` trains: states of ``frame_stack`` preprocessed frames."""
+        pre = config.preprocess
+        return cls(config.frame_stack * pre.channels, n_actions, height=pre.height, width=pre.width,
+                   dueling=config.dueling)  # fmt: skip
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         x = self.encoder(frames.float() * (1.0 / 255.0))

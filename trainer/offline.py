@@ -17,27 +17,33 @@ stopped, so a resumed run matches an uninterrupted one update for update on CPU.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
-import time
-from collections.abc import Sequence
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+from tqdm import tqdm
 
 from dataset.errors import ConfigError, DatasetError
 from trainer.checkpoint import (
-    CHECKPOINT_FORMAT_VERSION,
-    checkpoint_path,
     latest_checkpoint,
     load_checkpoint,
-    save_checkpoint,
+    restore_training_state,
+    save_run_checkpoint,
+    training_state,
 )
 from trainer.config import TrainConfig
-from trainer.learner import METRIC_NAMES, DeviceFeeder, Learner, resolve_device, seed_everything
+from trainer.flags import flag_name
+from trainer.frame_cache import FrameCache, dataset_fingerprint
+from trainer.learner import DeviceFeeder, Learner, resolve_device, seed_everything
 from trainer.metrics import MetricsLog
-from trainer.replay import DatasetInfo, FrameCache, ReplayStore, dataset_fingerprint
+from trainer.replay import ReplayStore
+from trainer.training_loop import stop_on_signals, train_loop
 
 __all__ = ["TrainResult", "open_store", "prepare_run", "train_offline"]
 
@@ -45,10 +51,14 @@ __all__ = ["TrainResult", "open_store", "prepare_run", "train_offline"]
 @dataclasses.dataclass(frozen=True)
 class TrainResult:
     run_dir: Path
+    #: The learner's update count at the end, and where this call began.
     updates: int
+    start_update: int
     checkpoint: Path
     updates_per_s: float
     last_metrics: dict[str, float]
+    #: Ctrl-C / SIGTERM stopped it before --updates (a checkpoint of the last update was saved).
+    interrupted: bool = False
 
 
 def prepare_run(
@@ -57,9 +67,9 @@ def prepare_run(
     """Check the run folder against the config; return the config the run will use.
 
     Without ``resume`` the folder must not hold a run. With it the saved config
-    wins; only fields in ``explicit`` (flags the user typed) may change it, and of
-    those only the ones that do not change what is learned (see
-    ``TrainConfig.learning_dict``).
+    wins; only fields in ``explicit`` (paths of the fields whose flags the user
+    typed, ``trainer.flags.given``) may change it, and of those only the ones that
+    do not change what is learned (``TrainConfig.RESUMABLE``).
     """
     saved_path = run_dir / "config.json"
     if not resume:
@@ -76,25 +86,39 @@ def prepare_run(
                 "or choose a new --run folder"
             )
         return config
-    if not saved_path.exists():
-        raise ConfigError(f"nothing to resume in {run_dir} (no config.json); drop --resume to start a run")
-    saved = TrainConfig.load(saved_path)
+    if saved_path.exists():
+        saved = TrainConfig.load(saved_path)
+    elif (ckpt := latest_checkpoint(run_dir)) is not None:  # config.json deleted: every checkpoint holds it
+        saved = TrainConfig.from_dict(load_checkpoint(ckpt)["config"])
+    elif config.files:
+        # Killed before it saved anything (config.json comes first): --resume starts the run, so
+        # "resume with --resume" is always the right thing to do after an interruption.
+        print(f"nothing saved in {run_dir} yet; starting the run", file=sys.stderr, flush=True)
+        return config
+    else:
+        raise ConfigError(
+            f"nothing to resume in {run_dir} (no config.json); pass the episode files to start the run there"
+        )
     changes: dict[str, Any] = {}
-    mutable = set(saved.to_dict()) - set(saved.learning_dict())
-    new, old = config.to_dict(), saved.to_dict()
-    for name in explicit:
-        if name == "files" or name not in new or new[name] == old[name]:
+    for path in explicit:
+        top = path.split(".")[0]
+        new, old = _field(config, path), _field(saved, path)
+        if top == "files" or new == old:
             continue
-        if name not in mutable:
+        if top not in TrainConfig.RESUMABLE:
             raise ConfigError(
-                f"--{name.replace('_', '-')} differs from the run being resumed "
-                f"({new[name]!r} vs {old[name]!r}); drop it or start a new --run folder"
+                f"{flag_name(TrainConfig, path)} differs from the run being resumed ({path} {new!r} vs {old!r}); "
+                "drop it or start a new --run folder"
             )
-        changes[name] = getattr(config, name)
+        changes[top] = getattr(config, top)
     if "files" in explicit and config.files and list(config.files) != list(saved.files):
         # Same content under other names is fine: the fingerprint decides (checked later).
         changes["files"] = config.files
     return dataclasses.replace(saved, **changes)
+
+
+def _field(config: TrainConfig, path: str) -> Any:
+    return functools.reduce(getattr, path.split("."), config)
 
 
 def open_store(
@@ -119,49 +143,6 @@ def open_store(
     )
 
 
-def _rng_state(rng: np.random.Generator) -> dict[str, Any]:
-    # PCG64's state holds 128-bit ints; kept as decimal strings so the checkpoint is
-    # plain data for weights_only loading on any torch version.
-    st = rng.bit_generator.state
-    return {
-        "bit_generator": st["bit_generator"],
-        "state": str(st["state"]["state"]),
-        "inc": str(st["state"]["inc"]),
-        "has_uint32": int(st["has_uint32"]),
-        "uinteger": int(st["uinteger"]),
-        "torch": torch.get_rng_state(),
-    }
-
-
-def _restore_rng(rng: np.random.Generator, saved: dict[str, Any]) -> None:
-    rng.bit_generator.state = {
-        "bit_generator": saved["bit_generator"],
-        "state": {"state": int(saved["state"]), "inc": int(saved["inc"])},
-        "has_uint32": int(saved["has_uint32"]),
-        "uinteger": int(saved["uinteger"]),
-    }
-    torch.set_rng_state(saved["torch"])
-
-
-def _checkpoint_state(
-    learner: Learner, config: TrainConfig, info: DatasetInfo, rng: np.random.Generator
-) -> dict[str, Any]:
-    return {
-        "format_version": CHECKPOINT_FORMAT_VERSION,
-        **learner.state_dict(),
-        "config": config.to_dict(),
-        "dataset_fingerprint": info.fingerprint,
-        "rng": _rng_state(rng),
-        # What evaluation needs to play: the game and its action set.
-        "dataset": {
-            "game": info.game,
-            "action_names": list(info.action_names),
-            "frame_skip": info.frame_skip,
-            "n_transitions": info.n_transitions,
-        },
-    }
-
-
 def train_offline(
     config: TrainConfig,
     run_dir: Path,
@@ -170,8 +151,13 @@ def train_offline(
     explicit: Sequence[str] = (),
     progress: bool = True,
     tensorboard: bool = True,
+    stop: threading.Event | None = None,
 ) -> TrainResult:
-    """Train (or continue training) a run; returns where it ended."""
+    """Train (or continue training) a run; returns where it ended.
+
+    Setting ``stop`` (SIGINT/SIGTERM do, on the main thread) ends it after the
+    current update with a checkpoint of that update.
+    """
     run_dir = Path(run_dir)
     config = prepare_run(config, run_dir, resume=resume, explicit=explicit)
     device = resolve_device(config.device)
@@ -179,26 +165,22 @@ def train_offline(
     if not files:
         raise DatasetError("no episode files matched; pass .h5 files or folders recorded by sonic-rec")
     fingerprint = dataset_fingerprint(files)
-    state = None
-    if resume and (ckpt := latest_checkpoint(run_dir)) is not None:
-        state = load_checkpoint(ckpt, map_location=device)
-        if state["dataset_fingerprint"] != fingerprint:
-            raise DatasetError(
-                f"the episode files differ from the ones run {run_dir} was trained on; "
-                "pass the same files to --resume or start a new --run folder"
-            )
+    ckpt = latest_checkpoint(run_dir) if resume else None
+    state = load_checkpoint(ckpt, map_location=device) if ckpt is not None else None
+    if state is not None and state["dataset_fingerprint"] != fingerprint:
+        raise DatasetError(
+            f"the episode files differ from the ones run {run_dir} was trained on; "
+            "pass the same files to --resume or start a new --run folder"
+        )
     store = open_store(config, fingerprint=fingerprint, progress=progress)
     info = store.info
     assert info is not None
-    n_actions = len(info.action_names)
 
+    started = (run_dir / "config.json").exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(run_dir / "config.json")
     (run_dir / "dataset.json").write_text(
-        json.dumps(
-            {**info.to_dict(), "mapped_share": info.mapped_share, "files": [str(f) for f in files]},
-            indent=2,
-        )
+        json.dumps({**info.to_dict(), "mapped_share": info.mapped_share, "files": [str(f) for f in files]}, indent=2)
         + "\n"
     )
     if info.human_steps:
@@ -212,59 +194,54 @@ def train_offline(
         # Bit-for-bit repeatable runs on CPU for a given --seed.
         torch.use_deterministic_algorithms(True)
     rng = seed_everything(config.seed)
-    learner = Learner(config, store.state_shape, n_actions, device)
+    learner = Learner(config, store.state_shape, len(info.action_names), device)
     if state is not None:
-        learner.load_state_dict(state)
-        _restore_rng(rng, state["rng"])
+        restore_training_state(learner, rng, state)
     start = learner.updates
-    feeder = DeviceFeeder(store, rng, config.batch_size, device)
+    if ckpt is not None:
+        print(f"resuming {run_dir} from {ckpt.name} (update {start})", file=sys.stderr, flush=True)
+    elif resume and started:  # stopped before its first checkpoint: nothing learned was kept
+        print(f"resuming {run_dir} from update 0 (it has no checkpoint yet)", file=sys.stderr, flush=True)
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    def save() -> Path:
+        state = training_state(learner, config, info, rng)
+        return save_run_checkpoint(run_dir, state, keep=config.keep_checkpoints)
 
-        bar = tqdm(total=config.updates, initial=start, unit="upd", dynamic_ncols=True, desc="train")
-    last: dict[str, float] = {}
-    t0 = time.perf_counter()
-    t_log, n_log = t0, start
-    ckpt_path = checkpoint_path(run_dir, learner.updates)
-    with MetricsLog(run_dir, resume_from=start if resume else None, tensorboard=tensorboard) as log:
-        while learner.updates < config.updates:
-            batch = feeder.next()
-            metrics = learner.update(*batch)
-            feeder.release()
-            u = learner.updates
-            if u % config.log_every == 0 or u == config.updates:
-                now = time.perf_counter()
-                values = dict(zip(METRIC_NAMES, metrics.float().cpu().tolist(), strict=True))
-                values["updates_per_s"] = (u - n_log) / max(now - t_log, 1e-9)
-                values["elapsed_s"] = now - t0
-                t_log, n_log = now, u
-                log.write(u, values)
-                last = values
-                if bar is not None:
-                    bar.set_postfix(
-                        loss=f"{values['loss']:.4f}", q=f"{values['q_mean']:.3f}",
-                        ups=f"{values['updates_per_s']:.1f}",
-                    )
+    if start >= config.updates:  # nothing to do: --updates already reached
+        return TrainResult(run_dir, start, start, latest_checkpoint(run_dir) or save(), 0.0, {})
+    stop = stop or threading.Event()
+
+    def announce(signame: str) -> None:
+        print(f"\n{signame}: saving a checkpoint of the current update", file=sys.stderr, flush=True)
+
+    with (
+        stop_on_signals(stop, announce),
+        MetricsLog(run_dir, resume_from=start if resume else None, tensorboard=tensorboard) as metrics,
+        _progress_bar(progress, config.updates, start) as bar,
+    ):
+        def log(u: int, values: dict[str, float]) -> None:
+            metrics.write(u, values)
             if bar is not None:
-                bar.update(1)
-            if u % config.checkpoint_every == 0 or u == config.updates:
-                ckpt_path = save_checkpoint(
-                    checkpoint_path(run_dir, u), _checkpoint_state(learner, config, info, rng)
-                )
-    if bar is not None:
+                bar.set_postfix(loss=f"{values['loss']:.4f}", q=f"{values['q_mean']:.3f}",
+                                ups=f"{values['updates_per_s']:.1f}")  # fmt: skip
+
+        done = train_loop(
+            learner, DeviceFeeder(store, rng, config.batch_size, device), target=config.updates,
+            log_every=config.log_every, checkpoint_every=config.checkpoint_every, save=save, log=log, stop=stop,
+            after_update=None if bar is None else lambda _u: bar.update(1),
+        )  # fmt: skip
+    assert done.checkpoint is not None  # at least one update ran, so the loop saved
+    return TrainResult(run_dir, done.updates, start, done.checkpoint, done.updates_per_s, done.last_metrics,
+                       interrupted=done.stopped and done.updates < config.updates)  # fmt: skip
+
+
+@contextmanager
+def _progress_bar(show: bool, total: int, initial: int) -> Iterator[tqdm | None]:
+    if not show:
+        yield None
+        return
+    bar = tqdm(total=total, initial=initial, unit="upd", dynamic_ncols=True, desc="train")
+    try:
+        yield bar
+    finally:
         bar.close()
-    if learner.updates == start:  # nothing to do: --updates already reached
-        existing = latest_checkpoint(run_dir)
-        ckpt_path = existing if existing is not None else save_checkpoint(
-            checkpoint_path(run_dir, start), _checkpoint_state(learner, config, info, rng)
-        )
-    elapsed = time.perf_counter() - t0
-    return TrainResult(
-        run_dir=run_dir,
-        updates=learner.updates,
-        checkpoint=ckpt_path,
-        updates_per_s=(learner.updates - start) / max(elapsed, 1e-9),
-        last_metrics=last,
-    )

@@ -1,8 +1,8 @@
 """The online replay store and the mixed sampler of ``sonic-train online``.
 
 ``OnlineStore`` grows while the run plays: every episode file the recorder
-completes is read back, its frames preprocessed once (the same function as the
-offline cache, ``trainer.preprocessing``), and appended. The store is therefore
+completes is read back by the offline cache's own reader (``trainer.episode_arrays``:
+frames preprocessed once, human steps mapped to actions) and appended. The store is therefore
 built from the *files*, never from a second in-memory copy of what was sent on
 the wire: a crash loses at most the episodes in flight, and a restarted run
 rebuilds the same store by reading the run's online folder again.
@@ -31,8 +31,11 @@ import numpy as np
 
 from dataset.errors import DatasetError
 from trainer.config import PreprocessConfig
-from trainer.preprocessing import output_shape, preprocess_frames
-from trainer.replay import Batch, ReplayStore, TransitionIndex
+from trainer.episode_arrays import read_episode, read_header
+from trainer.game_spec import GameSpec
+from trainer.preprocessing import output_shape
+from trainer.replay import Batch, ReplayStore
+from trainer.transition_index import StepArrays, TransitionIndex
 
 __all__ = ["MixedSampler", "OnlineEpisode", "OnlineStore"]
 
@@ -52,8 +55,8 @@ class OnlineEpisode:
 class OnlineStore:
     """A growing store of online episodes, sampled like ``ReplayStore``.
 
-    ``game`` and ``action_names`` are the run's: a file of another game or action
-    set is refused (``DatasetError``) instead of being mixed into training.
+    ``game`` and ``action_names`` are the run's (``spec``): a file of another game or
+    action set is refused (``DatasetError``) instead of being mixed into training.
     """
 
     def __init__(
@@ -68,8 +71,7 @@ class OnlineStore:
         clip_rewards: bool,
     ) -> None:
         self.preprocess = preprocess
-        self.game = game
-        self.action_names = tuple(action_names)
+        self.spec = GameSpec(game, tuple(action_names))
         self.gamma = gamma
         self.n_step = n_step
         self.frame_stack = frame_stack
@@ -78,8 +80,7 @@ class OnlineStore:
         self.state_shape = (frame_stack * c, h, w)
         self._frames = np.empty((_INITIAL_CAPACITY, c, h, w), dtype=np.uint8)
         self._n_obs = 0
-        self._steps: list[int] = []
-        self._arrays: dict[str, list[np.ndarray]] = {k: [] for k in ("actions", "rewards", "terminated", "truncated")}
+        self._steps: list[StepArrays] = []
         self._write_lock = threading.Lock()  # appends only; readers use the published snapshot
         self._snapshot: ReplayStore | None = None
         self.episodes: list[OnlineEpisode] = []
@@ -87,38 +88,20 @@ class OnlineStore:
     # ------------------------------------------------------------------ appends
 
     def add_file(self, path: Path) -> OnlineEpisode:
-        """Read one complete episode file and append it; returns what was added."""
-        from dataset.episode import EpisodeReader
-
-        with EpisodeReader(Path(path)) as ep:
-            meta = ep.meta
-            if meta.game != self.game or tuple(meta.action_names) != self.action_names:
-                raise DatasetError(
-                    f"{path} holds {meta.game} with actions {list(meta.action_names)}; this run plays "
-                    f"{self.game} with {list(self.action_names)}; move the file out of the online folder"
-                )
-            n = int(ep.n_steps)
-            if n < 1:
-                raise DatasetError(f"{path}: episode has no steps")
-            actions = np.asarray(ep.actions()).astype(np.int64)
-            if (actions < 0).any() or (actions >= len(self.action_names)).any():
-                raise DatasetError(f"{path}: actions outside the {len(self.action_names)}-action set")
-            frames = np.empty((n + 1, *self._frames.shape[1:]), dtype=np.uint8)
-            for first, chunk in ep.iter_frame_chunks():
-                frames[first : first + len(chunk)] = preprocess_frames(chunk, self.preprocess)
-            arrays = {
-                "actions": actions.astype(np.int16),
-                "rewards": np.asarray(ep.rewards(), dtype=np.float32),
-                "terminated": np.asarray(ep.terminated(), dtype=bool),
-                "truncated": np.asarray(ep.truncated(), dtype=bool),
-            }
-            episode = OnlineEpisode(Path(path), n, float(ep.episode_return), bool(ep.end_reason.terminal))
+        """Read one complete episode file (``trainer.episode_arrays``) and append it; returns what was added."""
+        header = read_header(Path(path))
+        self.spec.require_match(
+            header.spec, mine="this run plays", theirs=f"{path} holds", error=DatasetError,
+            fix="move the file out of the online folder",
+        )  # fmt: skip
+        arrays = read_episode(header, self.preprocess)
+        episode = OnlineEpisode(header.path, header.n_steps, arrays.episode_return, arrays.terminal)
         with self._write_lock:
-            self._append(frames, n, arrays)
+            self._append(arrays.frames, arrays.steps)
             self.episodes.append(episode)
         return episode
 
-    def _append(self, frames: np.ndarray, n: int, arrays: dict[str, np.ndarray]) -> None:
+    def _append(self, frames: np.ndarray, steps: StepArrays) -> None:
         need = self._n_obs + frames.shape[0]
         if need > self._frames.shape[0]:
             capacity = self._frames.shape[0]
@@ -131,15 +114,9 @@ class OnlineStore:
         # Rows past the published end: no reader looks at them yet.
         self._frames[self._n_obs : need] = frames
         self._n_obs = need
-        self._steps.append(n)
-        for key, value in arrays.items():
-            self._arrays[key].append(value)
-        cat = {k: np.concatenate(v) for k, v in self._arrays.items()}
-        rewards = np.clip(cat["rewards"], -1.0, 1.0) if self.clip_rewards else cat["rewards"]
-        index = TransitionIndex.build(
-            self._steps, cat["actions"], rewards, cat["terminated"], cat["truncated"],
-            gamma=self.gamma, n_step=self.n_step,
-        )  # fmt: skip
+        self._steps.append(steps)
+        index = TransitionIndex.of_steps(StepArrays.concat(self._steps), gamma=self.gamma, n_step=self.n_step,
+                                         clip_rewards=self.clip_rewards)  # fmt: skip
         self._snapshot = ReplayStore(self._frames[: self._n_obs], index, frame_stack=self.frame_stack)
 
     # ------------------------------------------------------------------ reads

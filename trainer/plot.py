@@ -75,7 +75,7 @@ def _returns(run_dir: Path, episodes: Sequence[Path]) -> tuple[list[float], str]
     """(returns in play order, what they are)."""
     from dataset.catalog import find_episode_files
     from dataset.episode import EpisodeReader
-    from trainer.online import online_episode_files
+    from trainer.online_session import online_episode_files
 
     if episodes:
         files, source = find_episode_files(episodes), "episodes given with --episodes"

@@ -24,12 +24,11 @@ import torch
 from dataset.episode import EndReason, EpisodeReader
 from dataset.errors import ConfigError, DatasetError
 from recorder.profile import load_profile
-from trainer.actor import EpsilonSchedule
-from trainer.checkpoint import latest_checkpoint, load_checkpoint
-from trainer.config import PreprocessConfig, TrainConfig
+from trainer.checkpoint import latest_checkpoint, load_checkpoint, run_checkpoints
+from trainer.config import EpsilonSchedule, OnlineConfig, PreprocessConfig, TrainConfig
 from trainer.evaluation import load_policy
 from trainer.offline import open_store, train_offline
-from trainer.online import OnlineConfig, run_online
+from trainer.online import run_online
 from trainer.online_store import MixedSampler, OnlineStore
 
 from .conftest import GAME, write_episode
@@ -80,6 +79,21 @@ def test_online_store_refuses_another_action_set(tmp_path: Path) -> None:
     other = write_episode(tmp_path, rewards=[1], end=EndReason.STEP_LIMIT, action_names=names)
     with pytest.raises(DatasetError, match="this run plays"):
         _store().add_file(other)
+
+
+def test_online_store_reads_human_steps_by_the_offline_rule(tmp_path: Path) -> None:
+    # One rule for episode files (trainer.episode_arrays): human steps (-1) get their buttons' action online too.
+    b, left, up = 1, 1 << 6, 1 << 4
+    buttons = np.array([[b] * 4, [left | b] * 4, [up | b] * 4, [up] * 4], dtype=np.uint16)
+    path = write_episode(tmp_path / "d", rewards=[0, 0, 0, 0], end=EndReason.LIFE_LOST, actions=[-1] * 4,
+                         buttons=buttons)  # fmt: skip
+    store = _store()
+    store.add_file(path)
+    offline = open_store(TrainConfig(files=(str(path),), gamma=0.5, n_step=2, frame_stack=2, preprocess=PRE,
+                                     clip_rewards=False, cache_dir=str(tmp_path / "cache")))  # fmt: skip
+    snap = store.snapshot()
+    assert snap is not None
+    assert snap.index.actions.tolist() == offline.index.actions.tolist() == [1, 4, 1, 0]
 
 
 def test_mixed_sampler_draws_the_online_fraction(tmp_path: Path) -> None:
@@ -233,7 +247,7 @@ def torch_threads() -> Iterator[None]:
 def test_two_clients_share_one_batched_actor(run: Path, torch_threads: None) -> None:
     result = run_online(OnlineConfig(
         run_dir=str(run), emulator="retro", clients=2, steps=160, max_steps=30, port=0, sync_every=2,
-        checkpoint_every=1000, batch_window_ms=20.0, progress_every_s=60.0, tensorboard=False,
+        checkpoint_every=1000, batch_window_ms=20.0, progress_every_s=60.0, tensorboard=False, keep_checkpoints=1,
         device="cpu",  # type: ignore[arg-type]
     ))  # fmt: skip
     sessions = {e.meta.session_id for e in _episodes(run / "online")}
@@ -242,6 +256,8 @@ def test_two_clients_share_one_batched_actor(run: Path, torch_threads: None) -> 
     # Requests of the two clients were answered together in one forward pass.
     assert result.mean_batch > 1.2
     assert load_checkpoint(result.checkpoint)["updates"] == OFFLINE_UPDATES + result.updates
+    # --keep-checkpoints 1: the offline run's checkpoints are gone, the session's final one stays.
+    assert run_checkpoints(run) == [result.checkpoint]
 
 
 def _child_pids(pid: int) -> list[int]:

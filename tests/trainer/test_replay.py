@@ -7,7 +7,8 @@ import pytest
 
 from dataset.errors import DatasetError
 from recorder.action_set import ActionSet
-from trainer.replay import ReplayStore, TransitionIndex, resolve_actions
+from trainer.replay import ReplayStore
+from trainer.transition_index import TransitionIndex
 
 GAMMA = 0.5
 
@@ -152,6 +153,6 @@ def test_human_button_masks_map_to_the_nearest_action_and_are_counted() -> None:
         [2, 2, 0, 0],   # tie: first mask, exact action 2
         [8, 8, 8, 8],   # not in the set -> nearest is 0 (distance 1)
     ])
-    out, mapped, human = resolve_actions(actions, buttons, action_set)
+    out, mapped, human = action_set.resolve(actions, buttons)
     assert out.tolist() == [2, 1, 1, 2, 0]
     assert (mapped, human) == (2, 4)

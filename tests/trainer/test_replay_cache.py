@@ -11,8 +11,9 @@ from dataset.episode import EndReason
 from dataset.errors import DatasetError
 from tests.trainer.conftest import write_episode
 from trainer.config import PreprocessConfig
+from trainer.frame_cache import FrameCache, dataset_fingerprint
 from trainer.preprocessing import preprocess_frames
-from trainer.replay import FrameCache, ReplayStore, dataset_fingerprint
+from trainer.replay import ReplayStore
 
 PRE = PreprocessConfig(height=12, width=16)
 
@@ -25,9 +26,9 @@ def test_cache_holds_each_observation_once_in_episode_order(
     assert cache.frames.shape == (4 + 3, 1, 12, 16)
     # Flat frames keep their value through gray + area resize.
     assert cache.frames[:, 0, 0, 0].tolist() == [10, 11, 12, 13, 100, 101, 102]
-    assert cache.episode_steps.tolist() == [3, 2]
-    assert cache.terminated.tolist() == [False, False, True, False, False]
-    assert cache.truncated.tolist() == [False, False, False, False, True]
+    assert cache.steps.episode_steps.tolist() == [3, 2]
+    assert cache.steps.terminated.tolist() == [False, False, True, False, False]
+    assert cache.steps.truncated.tolist() == [False, False, False, False, True]
     assert cache.info.game == "Airstriker-Genesis-v0" and cache.info.n_transitions == 5
 
     store = ReplayStore.from_cache(cache, gamma=0.5, n_step=3, frame_stack=4, clip_rewards=False)
@@ -84,7 +85,7 @@ def test_human_steps_get_the_nearest_action_and_the_share_is_reported(tmp_path: 
                          actions=[-1, -1, -1, -1], buttons=buttons)
     cache = FrameCache.open([path], PRE, tmp_path / "cache")
     # fire, left_fire, fire (UP ignored), noop (UP ignored)
-    assert cache.actions.tolist() == [1, 4, 1, 0]
+    assert cache.steps.actions.tolist() == [1, 4, 1, 0]
     assert (cache.info.mapped_steps, cache.info.human_steps) == (2, 4)
     assert cache.info.mapped_share == 0.5
 

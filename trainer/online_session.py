@@ -1,0 +1,275 @@
+"""One ``sonic-train online`` session: the run folder's online record and everything the parts share.
+
+``OnlineSession`` loads the run (its config and latest checkpoint), checks the
+installed profile against it (``GameSpec``), builds the offline store, the online
+store (re-read from the run's earlier online episode files), the mixed sampler,
+the learner, the batched actor and the learner thread, and holds the callbacks
+that join them: the recorder's policy factory and episode callback, the learner's
+checkpoint and metrics callbacks.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import logging
+import os
+import statistics
+import sys
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dataset.atomic import atomic_write_text
+from dataset.errors import ConfigError, DatasetError, ErrorCode, ProtocolError
+from recorder.profile import GameProfile, load_profile
+from recorder.server import EpisodeSummary, Recorder
+from trainer.actor import ActorHandle, BatchedActor
+from trainer.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    restore_training_state,
+    save_run_checkpoint,
+    training_state,
+)
+from trainer.config import OnlineConfig, TrainConfig
+from trainer.game_spec import GameSpec
+from trainer.learner import DeviceFeeder, Learner, resolve_device, seed_everything
+from trainer.learner_thread import LearnerThread
+from trainer.metrics import MetricsLog
+from trainer.network import QNetwork
+from trainer.offline import open_store
+from trainer.online_store import MixedSampler, OnlineStore
+
+__all__ = [
+    "ONLINE_META",
+    "RUN_ID_KEY",
+    "OnlineMeta",
+    "OnlineSession",
+    "load_online_meta",
+    "online_episode_files",
+    "run_files",
+]
+
+log = logging.getLogger("sonic_rl.online")
+
+#: The run folder's record of its online phase (run id, where the online episodes go).
+ONLINE_META = "online.json"
+#: Extra attribute that ties an episode file to the run that played it.
+RUN_ID_KEY = "online_run"
+
+
+@dataclasses.dataclass(frozen=True)
+class OnlineMeta:
+    """``RUN/online.json``: the run's online id, the update count its online phase began at, its episode folder."""
+
+    run_id: str
+    start_update: int
+    out: str
+
+    def save(self, run_dir: Path, history: list[dict[str, Any]]) -> None:
+        body = {**dataclasses.asdict(self), "sessions": history}
+        atomic_write_text(run_dir / ONLINE_META, json.dumps(body, indent=2) + "\n")
+
+    def folder(self, run_dir: Path) -> Path:
+        """Where the online episodes go (``out`` is stored relative to the run unless absolute)."""
+        return Path(self.out) if Path(self.out).is_absolute() else run_dir / self.out
+
+
+def load_online_meta(run_dir: Path, updates: int, out: str) -> tuple[OnlineMeta, list[dict[str, Any]]]:
+    path = run_dir / ONLINE_META
+    if path.exists():
+        try:
+            d = json.loads(path.read_text())
+            meta = OnlineMeta(str(d["run_id"]), int(d["start_update"]), str(d["out"]))
+            history = list(d.get("sessions", []))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(
+                f"{path} is damaged ({exc}); restore it or move it away to start the online phase anew"
+            ) from exc
+        if out:
+            meta = dataclasses.replace(meta, out=str(Path(out).resolve()))
+        return meta, history
+    # The default folder is stored relative to the run, so a moved run folder keeps its episodes.
+    return OnlineMeta(uuid.uuid4().hex[:12], updates, str(Path(out).resolve()) if out else "online"), []
+
+
+def online_episode_files(run_dir: Path) -> list[Path]:
+    """The episode files the run's online phase played (none if it has not played), for ``sonic-train plot``."""
+    if not (run_dir / ONLINE_META).exists():
+        return []
+    meta, _ = load_online_meta(run_dir, 0, "")
+    return run_files(meta.folder(run_dir), meta.run_id)
+
+
+def run_files(folder: Path, run_id: str) -> list[Path]:
+    """Complete episode files in ``folder`` played by this run (other files are left alone)."""
+    from dataset.catalog import find_episode_files
+    from dataset.episode import EpisodeReader
+
+    if not folder.is_dir():
+        return []
+    mine = []
+    for path in sorted(find_episode_files([folder])):
+        try:
+            with EpisodeReader(path) as ep:
+                if dict(ep.meta.extra).get(RUN_ID_KEY) == run_id:
+                    mine.append(path)
+        except DatasetError as exc:
+            log.warning("skipping %s: %s", path, exc)
+    return mine
+
+
+class OnlineSession:
+    """One ``sonic-train online`` invocation: everything the loop, the learner and the actor share."""
+
+    def __init__(self, config: OnlineConfig) -> None:
+        self.config = config
+        run_dir = Path(config.run_dir)
+        self.run_dir = run_dir
+        if not (run_dir / "config.json").exists():
+            raise ConfigError(
+                f"{run_dir} is not a run folder (no config.json); train one with sonic-train offline --run {run_dir}"
+            )
+        self.train_config = TrainConfig.load(run_dir / "config.json")
+        ckpt = latest_checkpoint(run_dir)
+        if ckpt is None:
+            raise ConfigError(f"{run_dir} has no checkpoints; train it with sonic-train offline first")
+        self.device = resolve_device(config.device)
+        state = load_checkpoint(ckpt, map_location=self.device)
+        self.resumed_from = ckpt
+        self.spec = GameSpec.of_checkpoint(state["dataset"])
+        self.game, self.action_names = self.spec.game, self.spec.action_names
+        self.frame_skip = int(state["dataset"]["frame_skip"])
+        self.profile: GameProfile = load_profile(self.game)
+        self.spec.require_match(
+            GameSpec.of_profile(self.profile), mine="the run was trained on", theirs="the installed profile has",
+            error=ConfigError, fix="use the sonic-rl version that trained it",
+        )  # fmt: skip
+        self.meta, self.history = load_online_meta(run_dir, int(state["updates"]), config.out)
+        self.out = self.meta.folder(run_dir)
+
+        if self.device.type == "cpu":
+            # Learner thread + actor thread + one emulator process per client share the cores;
+            # torch's own pool on top of them only adds contention.
+            torch.set_num_threads(max(1, ((os.cpu_count() or 2) - config.clients) // 2))
+        tc = self.train_config
+        self.offline = open_store(tc, fingerprint=str(state["dataset_fingerprint"]), progress=True)
+        assert self.offline.info is not None
+        self.info = self.offline.info
+        self.online = OnlineStore(
+            tc.preprocess, game=self.game, action_names=self.action_names, gamma=tc.gamma, n_step=tc.n_step,
+            frame_stack=tc.frame_stack, clip_rewards=tc.clip_rewards,
+        )  # fmt: skip
+        earlier = run_files(self.out, self.meta.run_id)
+        if earlier:
+            print(f"reading {len(earlier)} online episode(s) of this run from {self.out}", file=sys.stderr, flush=True)
+        for path in earlier:
+            try:
+                self.online.add_file(path)
+            except DatasetError as exc:  # e.g. an episode interrupted before its first step
+                log.warning("not training on an earlier online episode: %s", exc)
+        self.base_steps = len(self.online)
+
+        self.rng = seed_everything(config.seed)
+        # The run's config stays the one saved (checkpoints, eval, offline --resume); only the
+        # learner trains with the online phase's CQL weight.
+        learn_config = dataclasses.replace(tc, cql_alpha=config.cql_alpha)
+        self.learner = Learner(learn_config, self.offline.state_shape, len(self.action_names), self.device)
+        restore_training_state(self.learner, self.rng, state)
+        self.sampler = MixedSampler(self.offline, self.online, config.online_fraction)
+        self.feeder = DeviceFeeder(self.sampler, self.rng, tc.batch_size, self.device)
+
+        net = QNetwork.of_config(tc, len(self.action_names))
+        net.load_state_dict(state["model"])
+        self.last_checkpoint = ckpt
+        self.policy_id = f"{tc.algo.value}-online@{run_dir}"
+        self.actor = BatchedActor(
+            net, tc.preprocess, tc.frame_stack, device=self.device, version=self.learner.updates,
+            schedule=config.epsilon, env_steps=self.env_steps, metadata=self._file_metadata,
+            policy_id=self.policy_id, window_s=config.batch_window_ms / 1000.0,
+        )  # fmt: skip
+        self.recorder: Recorder | None = None
+        self.returns: collections.deque[float] = collections.deque(maxlen=10)
+        self.session_returns: list[float] = []
+        self._lock = threading.Lock()
+        self.metrics: MetricsLog | None = None
+        self.learner_thread = LearnerThread(
+            learner=self.learner, feeder=self.feeder, online=self.online, actor=self.actor, config=config,
+            start_update=self.meta.start_update, env_steps=self.env_steps, save=self.save_checkpoint,
+            log_metrics=self.log_metrics,
+        )  # fmt: skip
+
+    # -- shared counters ---------------------------------------------------------------
+    def env_steps(self) -> int:
+        """Online env steps of the run: earlier sessions' files plus this session's steps."""
+        session = self.recorder.stats.steps if self.recorder is not None else 0
+        return self.base_steps + session
+
+    def _file_metadata(self) -> dict[str, str]:
+        return {
+            RUN_ID_KEY: self.meta.run_id,
+            "run": str(self.run_dir),
+            "checkpoint": str(self.last_checkpoint),
+            "algo": self.train_config.algo.value,
+        }
+
+    def save_checkpoint(self) -> Path:
+        """Called from the learner thread's training loop."""
+        with self._lock:
+            state = training_state(self.learner, self.train_config, self.info, self.rng)
+            state["online"] = {
+                "run_id": self.meta.run_id,
+                "start_update": self.meta.start_update,
+                "env_steps": self.env_steps(),
+                "episodes": self.online.n_episodes,
+                "online_fraction": self.config.online_fraction,
+                "cql_alpha": self.config.cql_alpha,
+            }
+            path = save_run_checkpoint(self.run_dir, state, keep=self.config.keep_checkpoints)
+            self.last_checkpoint = path
+            return path
+
+    def log_metrics(self, update: int, values: dict[str, float]) -> None:
+        values = dict(values)
+        values["env_steps"] = float(self.env_steps())
+        values["online_transitions"] = float(len(self.online))
+        values["epsilon"] = self.actor.epsilon_now()
+        if self.returns:
+            values["episode_return_mean10"] = statistics.fmean(self.returns)
+        if self.metrics is not None:
+            self.metrics.write(update, values)
+
+    def on_episode(self, summary: EpisodeSummary) -> None:
+        """The recorder saved an episode file: hand it to the learner, which appends it to the online store."""
+        print(
+            f"episode {summary.session_id}/{summary.episode}: return {summary.episode_return:.1f}, "
+            f"{summary.steps} steps, {summary.end_reason.label}"
+            + (f", {summary.path.name}" if summary.path else ""),
+            file=sys.stderr, flush=True,
+        )  # fmt: skip
+        if summary.policy_id != self.policy_id:
+            # Human-mode clients are refused at the handshake (ServerConfig.policy_only); this guards
+            # any other policy: its episodes are kept as recordings but stay out of training.
+            log.warning(
+                "a client played in %s mode: its episode is saved but not trained on; "
+                "switch the BizHawk tool to policy mode", summary.policy_id,
+            )  # fmt: skip
+            return
+        self.returns.append(float(summary.episode_return))
+        self.session_returns.append(float(summary.episode_return))
+        if summary.path is not None:
+            self.learner_thread.files.put(summary.path)
+
+    def policy_factory(self, profile: GameProfile, seed: int) -> ActorHandle:
+        """The recorder calls this once per connection; a client of another game or action set is refused."""
+        # A ProtocolError reaches the client as ERROR 4006 and a close (recorder.server).
+        self.spec.require_match(
+            GameSpec.of_profile(profile), mine="this run plays", theirs="the emulator sent",
+            error=lambda message: ProtocolError(message, ErrorCode.BAD_CONFIG), fix=f"load {self.game} in the emulator",
+        )  # fmt: skip
+        return self.actor.handle(seed)

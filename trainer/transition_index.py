@@ -1,0 +1,148 @@
+"""The transition index: which observations, returns and discounts every training transition has.
+
+Pure numpy, no I/O. Built from ``StepArrays`` (per-step arrays of one or more
+episodes, concatenated in order): for every transition the observation index it
+starts from, the first observation of its episode (stacks repeat that frame:
+``trainer.frame_stack``), and its n-step return, bootstrap observation and
+bootstrap discount. An n-step window stops at the episode's end; the discount is
+0 when the end was ``terminated`` and gamma**k when it was ``truncated`` (a time
+limit is not a terminal state: Pardo et al. 2018, "Time Limits in Reinforcement
+Learning").
+
+Layout of the episodes: episode e has N_e steps and N_e + 1 observations; its
+observations occupy ``obs_start[e] : obs_start[e] + N_e + 1`` of the frame array
+and step i goes from observation ``obs_start[e] + i`` to ``+ 1``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+
+from dataset.errors import DatasetError
+from trainer.frame_stack import stack_indices
+
+__all__ = ["StepArrays", "TransitionIndex"]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class StepArrays:
+    """Per-step arrays of episodes in order (T = total steps), as read from their files."""
+
+    episode_steps: np.ndarray  # (E,) int64 steps of each episode
+    actions: np.ndarray  # (T,) int16, every step an index into the action set
+    rewards: np.ndarray  # (T,) float32, as recorded (clipping happens in TransitionIndex.of_steps)
+    terminated: np.ndarray  # (T,) bool
+    truncated: np.ndarray  # (T,) bool
+
+    NAMES: ClassVar[tuple[str, ...]] = ("episode_steps", "actions", "rewards", "terminated", "truncated")
+
+    @classmethod
+    def concat(cls, parts: Sequence[StepArrays]) -> StepArrays:
+        return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in cls.NAMES))
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in self.NAMES}
+
+    @property
+    def n_transitions(self) -> int:
+        return int(self.actions.shape[0])
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TransitionIndex:
+    """Per-transition index arrays (length T = total steps)."""
+
+    #: Observation index each transition starts from.
+    obs: np.ndarray
+    #: Observation index of the first frame of the transition's episode.
+    episode_first_obs: np.ndarray
+    #: Observation index the n-step target bootstraps from.
+    next_obs: np.ndarray
+    #: Sum of gamma**d * r_{t+d} over the (possibly shortened) n-step window.
+    returns: np.ndarray
+    #: gamma**k for a window of k steps; 0 when the window ended on ``terminated``.
+    discounts: np.ndarray
+    actions: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.obs.shape[0])
+
+    @classmethod
+    def of_steps(cls, steps: StepArrays, *, gamma: float, n_step: int, clip_rewards: bool) -> TransitionIndex:
+        """The index the trainer samples from: rewards clipped to [-1, 1] (Nature DQN) unless ``clip_rewards`` is
+        False. The offline cache and the online store both build their index here."""
+        rewards = np.clip(steps.rewards, -1.0, 1.0) if clip_rewards else steps.rewards
+        return cls.build(steps.episode_steps, steps.actions, rewards, steps.terminated, steps.truncated,
+                         gamma=gamma, n_step=n_step)  # fmt: skip
+
+    @classmethod
+    def build(
+        cls,
+        episode_steps: Sequence[int] | np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        *,
+        gamma: float,
+        n_step: int,
+    ) -> TransitionIndex:
+        """Build the index from per-step arrays concatenated over episodes (rewards used as given).
+
+        Every episode ends at its last step whatever its flags say: a recording cut
+        short without either flag (a crash, a disconnect) is treated as truncated,
+        because nothing says its last observation was terminal.
+        """
+        lengths = np.asarray(episode_steps, dtype=np.int64)
+        if np.any(lengths < 1):
+            raise DatasetError("an episode has no steps; re-record it or leave it out")
+        total = int(lengths.sum())
+        for name, arr in (("actions", actions), ("rewards", rewards),
+                          ("terminated", terminated), ("truncated", truncated)):
+            if arr.shape != (total,):
+                raise DatasetError(f"{name} has shape {arr.shape}; expected ({total},)")
+        n_episodes = lengths.shape[0]
+        step_start = np.concatenate([[0], np.cumsum(lengths)[:-1]])  # first step of episode
+        obs_start = step_start + np.arange(n_episodes)  # one extra observation per episode
+        episode_of = np.repeat(np.arange(n_episodes), lengths)
+        t = np.arange(total, dtype=np.int64)
+        local = t - step_start[episode_of]
+        obs = obs_start[episode_of] + local
+        episode_end = (step_start + lengths)[episode_of]  # exclusive, in steps
+
+        rewards = rewards.astype(np.float64)
+        # A step ends its window if it ends the episode or is flagged either way.
+        stop_here = terminated | truncated
+        stop_here = stop_here.copy()
+        stop_here[(step_start + lengths) - 1] = True
+
+        returns = np.zeros(total, dtype=np.float64)
+        k = np.zeros(total, dtype=np.int64)
+        ended_terminal = np.zeros(total, dtype=bool)
+        active = np.ones(total, dtype=bool)
+        for d in range(n_step):
+            j = t + d
+            inside = active & (j < episode_end)
+            jj = np.where(inside, j, 0)
+            returns += np.where(inside, rewards[jj] * gamma**d, 0.0)
+            k += inside
+            ended_terminal |= inside & terminated[jj]
+            active = inside & ~stop_here[jj]
+        discounts = np.where(ended_terminal, 0.0, float(gamma) ** k)
+        return cls(
+            obs=obs,
+            episode_first_obs=obs_start[episode_of],
+            next_obs=obs + k,
+            returns=returns.astype(np.float32),
+            discounts=discounts.astype(np.float32),
+            actions=actions.astype(np.int64),
+        )
+
+    def stack_indices(self, t: np.ndarray, frame_stack: int) -> np.ndarray:
+        """(B, 2, frame_stack) observation indices of the state and the bootstrap state (``trainer.frame_stack``)."""
+        ends = np.stack([self.obs[t], self.next_obs[t]], axis=1)  # (B, 2)
+        return stack_indices(ends, self.episode_first_obs[t][:, None], frame_stack)
