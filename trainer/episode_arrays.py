@@ -21,7 +21,6 @@ import numpy as np
 
 from dataset.episode import EpisodeReader
 from dataset.errors import DatasetError
-from recorder.action_set import ActionSet
 from recorder.profile import parse_profile
 from trainer.config import PreprocessConfig
 from trainer.game_spec import GameSpec

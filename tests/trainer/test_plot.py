@@ -16,7 +16,7 @@ from tests.dataset.conftest import make_meta
 from tests.dataset.conftest import write_episode as write_tagged
 from trainer.config import Algo, PreprocessConfig, TrainConfig
 from trainer.offline import train_offline
-from trainer.online import ONLINE_META, RUN_ID_KEY
+from trainer.online_session import ONLINE_META, RUN_ID_KEY
 from trainer.plot import plot_run
 
 SONIC_TRAIN = [sys.executable, "-c", "from trainer.cli import main; main()"]
