@@ -22,7 +22,8 @@ from tqdm import tqdm
 
 from dataset.errors import ConfigError, SonicRLError
 from recorder import protocol as p
-from recorder.profile import load_profile
+from recorder.profile import GameProfile
+from recorder.profile_library import ProfileLibrary, is_profile_path
 from recorder.server import EpisodeSummary, PolicyFactory, Recorder, ServerConfig
 from recorder.supervisor import ClientSupervisor, spawn_client
 
@@ -37,7 +38,7 @@ class RecordConfig:
 
     out: Path | None
     game: str | None = None
-    emulator: str = "none"  # "none": wait for external clients (BizHawk); "retro": start embedded clients
+    emulator: str = "none"  # "none": wait for external clients (the BizHawk tool); "retro": start embedded ones
     policy: str = "random"
     mode: str | None = None  # "human" | "policy"; default: policy with --emulator retro, else human
     episodes: int | None = None
@@ -51,15 +52,26 @@ class RecordConfig:
     step_timeout: float = 10.0
     progress: bool = True
     state: str | None = None  # stable-retro start state for embedded clients
+    #: Where --game is looked up (recorder.profile_library: --profiles, SONIC_RL_PROFILES, ...).
+    profiles: ProfileLibrary = field(default_factory=ProfileLibrary.default)
+    policy_only: bool = False  # refuse human-mode clients (sonic-train eval and online)
+
+    def profile(self) -> GameProfile | None:
+        """The profile --game names (an id or a .toml path), or None without --game."""
+        return self.profiles.resolve(self.game) if self.game else None
 
     def server_config(self) -> ServerConfig:
         mode = self.mode or ("policy" if self.emulator == "retro" else "human")
+        profile = self.profile()
         return ServerConfig(
             out=self.out,
             host=self.host,
             port=self.port,
             token=self.token,
-            game=self.game,
+            # The server knows the game by id: a path's profile is pinned in its library.
+            game=profile.id if profile else None,
+            profiles=self.profiles.pin(profile) if profile else self.profiles,
+            policy_only=self.policy_only,
             mode=p.Mode.POLICY if mode == "policy" else p.Mode.HUMAN,
             policy=self.policy,
             frame_skip=self.frame_skip,
@@ -93,7 +105,9 @@ def record(
 ) -> RecordResult:
     """Serve (and play, with ``emulator="retro"``) until the episode budget is spent or a signal arrives."""
     if config.emulator not in ("none", "retro"):
-        raise ConfigError(f"--emulator must be 'retro' or left out (BizHawk), got {config.emulator!r}")
+        raise ConfigError(
+            f"--emulator must be 'retro' or left out (an external client such as BizHawk), got {config.emulator!r}"
+        )
     if config.emulator == "retro":
         if not config.game:
             raise ConfigError("--emulator retro needs --game (e.g. --game Airstriker-Genesis-v0)")
@@ -101,7 +115,7 @@ def record(
             raise ConfigError("--emulator retro needs --episodes N (how many episodes to record)")
         if config.clients < 1:
             raise ConfigError(f"--clients must be at least 1, got {config.clients}")
-        if not load_profile(config.game).retro_game:
+        if not config.profiles.resolve(config.game).retro_game:
             raise ConfigError(f"profile {config.game} names no stable-retro game; it can only be played in BizHawk")
     return asyncio.run(_record(config, policy_factory, on_episode))
 
@@ -130,7 +144,8 @@ async def _record(
     embedded = config.emulator != "none"
     clients = ClientSupervisor(lambda i: start_client(config, url, i, client_policy), config.clients if embedded else 0)
     if not embedded:
-        print("waiting for the BizHawk tool to connect (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        print(f"waiting for an emulator client (the BizHawk tool) to connect to {url} (Ctrl-C to stop)",
+              file=sys.stderr, flush=True)  # fmt: skip
     watch = asyncio.create_task(_watch(recorder, clients, config, result))
     try:
         await server_task
@@ -183,11 +198,18 @@ def start_retro_client(
     config: RecordConfig, url: str, index: int, policy: str | None = None
 ) -> subprocess.Popen[bytes]:
     """Start embedded client ``index``; with ``policy`` it plays that policy itself (seed + index)."""
-    profile = load_profile(str(config.game))
-    # The emulator runs the profile's stable-retro game; HELLO names the profile as the user gave it
-    # (an id, or a .toml path the recorder loads).
+    profile = config.profile()
+    assert profile is not None  # record() refuses --emulator retro without --game
+    # The emulator runs the profile's stable-retro game and names the profile by id in HELLO (the
+    # recorder looks ids up in its own library, never a client's path). A client that plays its own
+    # policy also reads the profile, from the file the recorder found it in; in lockstep it needs
+    # only the id.
+    source = profile.id
+    if policy:
+        game = str(config.game)
+        source = game if is_profile_path(game) else config.profiles.where(profile.id)
     cmd = [sys.executable, "-m", "recorder.retro_client", "--url", url, "--game", profile.retro_game,
-           "--profile", str(config.game)]  # fmt: skip
+           "--profile", source]  # fmt: skip
     if config.token:
         cmd += ["--token", config.token]
     if policy:

@@ -103,13 +103,21 @@ class ClientConfig:
     url: str
     game: str  # stable-retro game id
     state: str | None = None
-    profile: str = ""  # profile named in HELLO (id or .toml path); default: the game id
+    profile: str = ""  # profile id, or a .toml path (HELLO names its id); default: the game id
     token: str = ""
     name: str = "sonic-rl embedded client"
     #: Play this recording policy here and stream (client-policy mode, no lockstep); None: the
     #: recorder's policy plays (policy mode, lockstep), as for trained networks.
     policy: str | None = None
     seed: int = 0
+
+
+def _profile_id(profile: str) -> str:
+    """HELLO names a profile by id: the recorder never reads a path a client sends."""
+    from recorder.profile import load_profile
+    from recorder.profile_library import is_profile_path
+
+    return load_profile(profile).id if is_profile_path(profile) else profile
 
 
 def run_client(config: ClientConfig) -> int:
@@ -129,7 +137,7 @@ def run_client(config: ClientConfig) -> int:
         pixel_format=p.PixelFormat.RGB24,
         ram_size=emu.ram_size,
         buttons=emu.buttons,
-        game=config.profile or config.game,
+        game=_profile_id(config.profile) or config.game,
         mode=p.Mode.CLIENT_POLICY if config.policy else p.Mode.POLICY,
         token=config.token,
         capabilities=p.Capability.LOAD_START_STATE | p.Capability.SEND_START_STATE,

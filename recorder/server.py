@@ -46,7 +46,8 @@ from recorder import __version__
 from recorder import protocol as p
 from recorder.action_set import ActionSet
 from recorder.policy import Policy, PolicyInput, make_policy
-from recorder.profile import EpisodeJudge, GameProfile, find_profile_for_rom, load_profile
+from recorder.profile import EpisodeJudge, GameProfile
+from recorder.profile_library import ProfileLibrary
 
 __all__ = ["STATUS_EVERY_STEPS", "EpisodeSummary", "PolicyFactory", "Recorder", "RecorderStats", "ServerConfig"]
 
@@ -72,6 +73,8 @@ class ServerConfig:
     port: int = 8765  # 0 picks a free port (tests)
     token: str | None = None
     game: str | None = None  # profile for clients whose HELLO names none
+    #: Where profiles are looked up by id or ROM (recorder.profile_library); HELLO's id only here.
+    profiles: ProfileLibrary = field(default_factory=ProfileLibrary.default)
     mode: p.Mode = p.Mode.HUMAN  # for clients whose HELLO says ANY
     policy: str = "random"
     frame_skip: int = 4
@@ -159,7 +162,7 @@ class Recorder:
         if config.game:
             # Fail at start, not at the first connection: an unknown game, or a policy that cannot
             # play it (e.g. the scripted explorer on a profile without an [explorer] section).
-            profile = load_profile(config.game)
+            profile = config.profiles.resolve(config.game)
             if policy_factory is None and config.mode == p.Mode.POLICY:
                 make_policy(config.policy, profile, config.seed)
 
@@ -318,7 +321,8 @@ class Connection:
         self.mode = hello.mode if hello.mode != p.Mode.ANY else self.config.mode
         if self.config.policy_only and self.mode != p.Mode.POLICY:
             raise ProtocolError(
-                "this recorder only plays its policy (sonic-train online): switch the tool to policy mode",
+                "this recorder only plays its policy (sonic-train online or eval): switch the emulator client "
+                "to policy mode",
                 ErrorCode.BAD_CONFIG,
             )
         self.max_steps = self.config.max_steps or self.profile.max_steps
@@ -353,13 +357,14 @@ class Connection:
             await self._reset_or_stop()
 
     def _choose_profile(self, hello: p.Hello) -> GameProfile:
-        wanted = hello.game or self.config.game
-        if wanted:
-            try:
-                return load_profile(wanted)
-            except ProfileError as exc:
-                raise UnknownGame(str(exc)) from None
-        found = find_profile_for_rom(hello.rom_name, hello.rom_hash)
+        try:
+            if hello.game:
+                return self.config.profiles.get(hello.game)  # an id; a client's path is never read
+            if self.config.game:
+                return self.config.profiles.resolve(self.config.game)
+        except ProfileError as exc:
+            raise UnknownGame(str(exc)) from None
+        found = self.config.profiles.find_for_rom(hello.rom_name, hello.rom_hash)
         if found is None:
             raise UnknownGame(
                 f"no game profile for ROM {hello.rom_name!r} (hash {hello.rom_hash}); "
