@@ -266,13 +266,13 @@ def _replay_all(files: list[Path], problems: dict[Path, list[str]], notes: dict[
     from concurrent.futures import ProcessPoolExecutor
 
     from dataset.episode import EpisodeReader
-    from recorder.resimulation import can_replay, replay_files
+    from recorder.resimulation import can_replay, replay_files, retro_game
 
     by_game: dict[str, list[Path]] = {}
     for f in files:
         with EpisodeReader(f) as ep:
             if can_replay(ep):
-                by_game.setdefault(ep.meta.game, []).append(f)
+                by_game.setdefault(retro_game(ep), []).append(f)
             else:
                 notes[f] = "  (not replayable: recorded without a stable-retro start state)"
     for group in by_game.values():

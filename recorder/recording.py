@@ -116,7 +116,10 @@ def record(
         if config.clients < 1:
             raise ConfigError(f"--clients must be at least 1, got {config.clients}")
         if not config.profiles.resolve(config.game).retro_game:
-            raise ConfigError(f"profile {config.game} names no stable-retro game; it can only be played in BizHawk")
+            raise ConfigError(
+                f"profile {config.game} names no stable-retro game; only an external emulator client (BizHawk) "
+                "can play it"
+            )
     return asyncio.run(_record(config, policy_factory, on_episode))
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from dataset.episode import EpisodeReader
 from dataset.errors import DatasetError, ReplayMismatch
 
-__all__ = ["ReplayReport", "can_replay", "replay_episode"]
+__all__ = ["ReplayReport", "can_replay", "replay_episode", "retro_game"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,15 @@ def can_replay(reader: EpisodeReader) -> bool:
     return reader.meta.emulator.startswith("stable-retro") and reader.start_state() is not None
 
 
+def retro_game(reader: EpisodeReader) -> str:
+    """The stable-retro game an embedded episode was played in.
+
+    The embedded client names its ROM by the stable-retro game id (``RetroEmulator.rom_name``);
+    the episode's ``game`` is the profile id, which a user's profile may choose freely.
+    """
+    return reader.meta.rom_name or reader.meta.game
+
+
 def replay_episode(path: Path, emulator: object | None = None) -> ReplayReport:
     """Replay ``path``; raise ReplayMismatch at the first frame or RAM byte that differs.
 
@@ -41,7 +50,7 @@ def replay_episode(path: Path, emulator: object | None = None) -> ReplayReport:
     with EpisodeReader(path) as ep:
         if not can_replay(ep):
             raise DatasetError(f"{path.name}: not a stable-retro episode with a start state; it cannot be replayed")
-        emu = emulator if emulator is not None else RetroEmulator(ep.meta.game)
+        emu = emulator if emulator is not None else RetroEmulator(retro_game(ep))
         assert isinstance(emu, RetroEmulator)
         start = ep.start_state()
         assert start is not None
@@ -95,7 +104,7 @@ def replay_files(paths: list[Path]) -> list[tuple[Path, str | None, int]]:
         try:
             if emu is None:
                 with EpisodeReader(path) as ep:
-                    emu = RetroEmulator(ep.meta.game)
+                    emu = RetroEmulator(retro_game(ep))
             report = replay_episode(path, emu)
             out.append((path, None, report.frames))
         except (ReplayMismatch, DatasetError) as exc:
