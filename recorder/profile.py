@@ -248,6 +248,11 @@ class GameProfile:
             values[var.name] = var.evaluate(values)
         return values
 
+    @property
+    def embedded_emulators(self) -> tuple[str, ...]:
+        """The embedded emulators ("retro", "ale") that can run this game; empty: BizHawk only."""
+        return tuple(kind for kind, game in (("retro", self.retro_game), ("ale", self.ale_game)) if game)
+
     def embedded_game(self, emulator: str) -> str:
         """The game the embedded emulator ``emulator`` ("retro" or "ale") runs; ProfileError if it cannot."""
         section = {"retro": ("retro_game", "[retro] game", "stable-retro"), "ale": ("ale_game", "[ale] game", "ale-py")}
@@ -256,7 +261,7 @@ class GameProfile:
         field, key, label = section[emulator]
         game = str(getattr(self, field))
         if not game:
-            runs = [name for name, (f, _, _) in section.items() if getattr(self, f)]
+            runs = self.embedded_emulators
             elsewhere = f"use --emulator {runs[0]}" if runs else "play it in BizHawk"
             raise ProfileError(f"profile {self.id} names no {label} game ({key}); {elsewhere}")
         return game
