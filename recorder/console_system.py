@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["GENESIS_BUTTONS", "SYSTEMS", "ConsoleSystem", "find_system", "normalize_system_id"]
+__all__ = ["GENESIS_BUTTONS", "SYSTEMS", "ConsoleSystem", "find_system", "normalize_system_id", "system_mismatch"]
 
 
 @dataclass(frozen=True)
@@ -74,3 +74,23 @@ def normalize_system_id(system_id: str) -> str:
     """BizHawk's id for a known console ("Genesis" -> "GEN"); any other id as given, stripped."""
     system = find_system(system_id)
     return system.id if system is not None else system_id.strip()
+
+
+def _described(system_id: str) -> str:
+    system = find_system(system_id)
+    return f"{system.id} ({system.name})" if system is not None else repr(system_id)
+
+
+def system_mismatch(client_system: str, profile_id: str, profile_system: str) -> str | None:
+    """Why a client's console (HELLO's system id) cannot play a profile, or None when it can.
+
+    The recorder refuses such a client with error 4006 (issue 9 item 6): a profile's addresses mean
+    nothing in another console's RAM. A client that names no system is not refused for it.
+    """
+    if not client_system.strip() or normalize_system_id(client_system) == normalize_system_id(profile_system):
+        return None
+    return (
+        f"the emulator runs a {_described(client_system)} game but profile {profile_id} is for "
+        f"{_described(profile_system)}; load a {normalize_system_id(profile_system)} game or pick a profile "
+        f"for {normalize_system_id(client_system)}"
+    )
