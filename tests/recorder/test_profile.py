@@ -54,13 +54,19 @@ def make_ram(**values: int) -> np.ndarray:
 
 
 def test_shipped_profiles_parse() -> None:
-    assert list_profiles() == [AIRSTRIKER, SONIC2]
+    assert list_profiles() == [AIRSTRIKER, SONIC2, "breakout", "pong", "space_invaders"]
     for profile_id in list_profiles():
         profile = load_profile(profile_id)
-        assert profile.id == profile.retro_game == profile_id
-        assert profile.system == "GEN"
-        assert profile.ram_size == 65536
-        assert profile.buttons == GENESIS_BUTTONS
+        if profile.system == "GEN":
+            assert profile.id == profile.retro_game == profile_id and not profile.ale_game
+            assert (profile.ram_size, profile.byte_order, profile.buttons) == (65536, "big", GENESIS_BUTTONS)
+        else:  # the Atari 2600 games are named as ALE names them
+            assert profile.id == profile.ale_game == profile_id and not profile.retro_game
+            assert (profile.system, profile.ram_size) == ("A26", 128)
+            assert profile.buttons == ("UP", "DOWN", "LEFT", "RIGHT", "BUTTON")
+        # An end on a state that lasts is an edge (docs/profiles.md, "Edge-triggered ends").
+        states = [r for r in profile.end_rules if all(c.op.value in ("zero", "nonzero", "equal") for c in r.conditions)]
+        assert states and all(rule.edge for rule in states)
         assert len(profile.actions) == len(profile.action_names) >= 2
         assert () in profile.actions, "every action set needs a no-op"
         assert profile.text.startswith("#") and f'id = "{profile_id}"' in profile.text
