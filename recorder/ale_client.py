@@ -12,7 +12,8 @@ Determinism, for ``sonic-rec verify --replay``: sticky actions are off
 (``repeat_action_probability`` 0; Machado et al. 2018 add them to *evaluate* agents,
 but a recording must show what each button did), every episode starts from one state
 cloned once after ALE's reset, and ``cloneState(include_rng=True)`` carries ALE's
-random generator with the state.
+random generator with the state. Once ALE's game is over it emulates no more frames (the
+screen stays as it is); the profiles end the episode (GAME_OVER) on that step.
 
 Run directly: ``python -m recorder.ale_client --url ws://127.0.0.1:8765 --game breakout``.
 """
