@@ -175,7 +175,7 @@ class ProfileLibrary:
         for folder in self.folders:
             for file_id in folder.files():
                 seen.setdefault(_key(file_id), file_id)
-        return sorted(seen.values(), key=str.lower)
+        return sorted(seen.values())
 
     def where(self, profile_id: str) -> str:
         """Where the profile with this id comes from: a file path, or "pinned"; "" if nowhere."""

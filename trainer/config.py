@@ -261,10 +261,11 @@ class OnlineConfig:
 
     #: The run folder trained by ``sonic-train offline`` (``--resume RUN``).
     run_dir: str
-    emulator: str = flag("none", click_type=click.Choice(["none", "retro"]),
+    emulator: str = flag("none", click_type=click.Choice(["none", "retro", "ale"]),
                          help="none: wait for an external emulator client (the BizHawk tool) in policy mode; "
-                              "retro: start embedded stable-retro clients.")  # fmt: skip
-    clients: int = flag(1, help="Embedded clients (--emulator retro).")
+                              "retro / ale: start embedded stable-retro (Genesis) / ale-py (Atari 2600) "
+                              "clients.")  # fmt: skip
+    clients: int = flag(1, help="Embedded clients (--emulator retro or ale).")
     out: str = flag("", help="Folder for the new episodes (default: RUN/online, or the one used before).")
     steps: int = flag(100_000, help="Stop when the run's online episodes hold this many environment steps in total.")
     updates: int = flag(0, help="Stop after this many online updates in total (0: no limit besides --steps).")
@@ -305,7 +306,7 @@ class OnlineConfig:
         object.__setattr__(self, "device", DeviceChoice(self.device))
         require(
             self,
-            ("emulator", self.emulator in ("none", "retro"), "must be retro or none (an external client)"),
+            ("emulator", self.emulator in ("none", "retro", "ale"), "must be retro, ale or none (an external client)"),
             ("clients", self.clients >= 1, "must be at least 1"),
             ("steps", self.steps >= 1, "must be at least 1"),
             ("updates", self.updates >= 0, "must be non-negative (0: no limit)"),
@@ -331,9 +332,10 @@ class EvalConfig:
     """One ``sonic-train eval``: play a run's checkpoint on an embedded or an external emulator client."""
 
     run_dir: Path
-    emulator: str = flag("retro", click_type=click.Choice(["retro", "none"]),
-                         help="retro: start an embedded stable-retro client; none: wait for an external emulator "
-                              "client (the BizHawk tool) to connect in policy mode.")  # fmt: skip
+    emulator: str | None = flag(None, click_type=click.Choice(["retro", "ale", "none"]),
+                                help="retro / ale: start an embedded stable-retro / ale-py client (default: the "
+                                     "one the run's profile names); none: wait for an external emulator client "
+                                     "(the BizHawk tool) to connect in policy mode.")  # fmt: skip
     episodes: int = flag(5, help="Episodes to play (in all, over every client that connects).")
     checkpoint: Path | None = flag(None, help="Checkpoint file (default: the run's latest).")
     record_dir: Path | None = flag(None, name="--record", help="Also save the evaluation episodes as HDF5 files here.")
@@ -353,7 +355,7 @@ class EvalConfig:
         object.__setattr__(self, "device", DeviceChoice(self.device))
         require(
             self,
-            ("emulator", self.emulator in ("none", "retro"), "must be retro or none (an external client)"),
+            ("emulator", self.emulator in (None, "none", "retro", "ale"), "must be retro, ale or none"),
             ("episodes", self.episodes >= 1, "must be at least 1"),
             ("max_steps", self.max_steps is None or self.max_steps >= 1, "must be at least 1"),
             ("epsilon", 0.0 <= self.epsilon <= 1.0, "must lie in [0, 1]"),

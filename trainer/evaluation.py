@@ -123,7 +123,7 @@ def load_policy(
 def evaluate(config: EvalConfig) -> EvalReport:
     """Play ``config.episodes`` episodes with the run's latest checkpoint (or ``config.checkpoint``).
 
-    ``--emulator retro`` starts one embedded client; ``--emulator none`` waits for external
+    ``--emulator retro`` or ``ale`` (default: the profile's) starts one embedded client; ``none`` waits for external
     clients (the BizHawk tool) and plays each one in policy (lockstep) mode with a policy of its own.
     """
     from recorder.recording import RecordConfig, record
@@ -139,12 +139,20 @@ def evaluate(config: EvalConfig) -> EvalReport:
     policy, dataset = load_policy(checkpoint, device=dev, epsilon=config.epsilon, seed=config.seed)
     spec = GameSpec.of_checkpoint(dataset)
     profile, profiles = load_run_profile(run_dir, dataset, ProfileLibrary.default(config.profiles or None))
-    embedded = config.emulator == "retro"
+    emulator = config.emulator
+    if emulator is None:
+        if not profile.embedded_emulators:
+            raise ConfigError(
+                f"{spec.game} runs in no embedded emulator (its profile has no [retro] or [ale] game); "
+                "play it on an external emulator client with --emulator none"
+            )
+        emulator = profile.embedded_emulators[0]
+    embedded = emulator != "none"
     record_config = RecordConfig(
         out=config.record_dir,
         game=profile.id,
         profiles=profiles,
-        emulator=config.emulator,
+        emulator=emulator,
         policy=policy.policy_id,
         mode="policy",
         policy_only=True,

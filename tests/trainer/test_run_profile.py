@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dataset.catalog import find_episode_files
@@ -33,14 +34,21 @@ REPO = Path(__file__).resolve().parents[2]
 SHIPPED = "Airstriker-Genesis-v0"
 USER_GAME = "MyAirstriker"
 USER_MAX_STEPS = 25
+COMPOSED = """score_hi = { address = 0xFF024E, type = ">u2" }
+score_lo = { address = 0xFF0250, type = ">u2" }
+points = { value = "score_hi * 65536 + score_lo" }
+"""
 SONIC_REC = [sys.executable, "-c", "from recorder.cli import main; main()"]
 SONIC_TRAIN = [sys.executable, "-c", "from trainer.cli import main; main()"]
 
 
 def user_profile_text(max_steps: int = USER_MAX_STEPS) -> str:
-    """Airstriker under a user's id, with a shorter step limit that shows whose rules judged an episode."""
+    """Airstriker under a user's id, with a shorter step limit that shows whose rules judged an episode,
+    rewarded by a composed variable: the 32-bit score read as two 16-bit halves (docs/profiles.md)."""
     text = load_profile(SHIPPED).text.replace(f'id = "{SHIPPED}"', f'id = "{USER_GAME}"', 1)
-    return text.replace("max_steps = 4500", f"max_steps = {max_steps}", 1)
+    text = text.replace("max_steps = 4500", f"max_steps = {max_steps}", 1)
+    text = text.replace("[variables]\n", "[variables]\n" + COMPOSED, 1)
+    return text.replace('variable = "score"', 'variable = "points"', 1)
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -112,11 +120,15 @@ def test_user_profile_through_record_verify_offline_online_and_eval(user_run: tu
     data = source.parent / "data"
     files = find_episode_files([data])
     assert len(files) == 2
+    shipped = load_profile(SHIPPED)
     for f in files:
         with EpisodeReader(f) as ep:
             # The user's rules judged it: their id, their step limit, their text stored.
             assert ep.meta.game == USER_GAME and ep.meta.profile_toml == user_profile_text()
             assert ep.n_steps == USER_MAX_STEPS and ep.end_reason is EndReason.STEP_LIMIT
+            # The composed variable is the shipped profile's 32-bit score, step for step.
+            score = [shipped.variable("score").read(ram) for ram in ep.ram()]
+            np.testing.assert_array_equal(ep.rewards(), np.diff(score))
     out = run([*SONIC_REC, "verify", "--replay", str(data)]).stdout
     assert out.count("bit for bit") == 2, out
 
