@@ -253,7 +253,7 @@ class GameProfile:
         game = str(getattr(self, field))
         if not game:
             runs = self.embedded_emulators
-            elsewhere = f"use --emulator {runs[0]}" if runs else "play it in BizHawk"
+            elsewhere = f"use --emulator {runs[0]}" if runs else "play it on an external emulator client (BizHawk)"
             raise ProfileError(f"profile {self.id} names no {label} game ({key}); {elsewhere}")
         return game
 
