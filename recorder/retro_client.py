@@ -19,12 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dataset.errors import Disconnected, ProtocolError, RemoteError, UnexpectedMessage
+from dataset.errors import Disconnected, ProtocolError, RemoteError, UnexpectedMessage, UsageError
 from recorder import __version__
 from recorder import protocol as p
 from recorder.transport import WebSocket
 
-__all__ = ["RetroEmulator", "main", "run_client", "to_68k_order"]
+__all__ = ["RetroEmulator", "check_game", "main", "run_client", "to_68k_order"]
 
 log = logging.getLogger("sonic_rl.retro_client")
 
@@ -38,12 +38,37 @@ def to_68k_order(ram: np.ndarray) -> np.ndarray:
     return ram.reshape(-1, 2)[:, ::-1].reshape(-1)
 
 
+def check_game(game: str, state: str | None) -> None:
+    """UsageError (one line) unless stable-retro has ``game``, its ROM, and the start state ``state``.
+
+    stable-retro itself fails on these deep inside ``make`` (a missing state even as a TypeError
+    from gzip), which reached users as a 29-line traceback from the client process (issue 12).
+    """
+    import stable_retro as retro
+
+    try:
+        retro.data.get_romfile_path(game)
+    except FileNotFoundError:
+        if retro.data.get_file_path(game, "rom.sha") is None:
+            raise UsageError(f"stable-retro has no game {game!r} (ids end in -v0)") from None
+        raise UsageError(
+            f"the ROM of {game} is not imported: import your copy with `python -m stable_retro.import DIR`"
+        ) from None
+    if state is None:
+        return
+    name = state if state.endswith(".state") else state + ".state"
+    if retro.data.get_file_path(game, name) is None:
+        known = ", ".join(retro.data.list_states(game)) or "none"
+        raise UsageError(f"{game} has no start state {state!r} (its states: {known})")
+
+
 class RetroEmulator:
     """A stable-retro environment driven frame by frame with button masks."""
 
     def __init__(self, game: str, state: str | None = None) -> None:
         import stable_retro as retro  # heavy import, and only clients need it
 
+        check_game(game, state)
         kwargs = {} if state is None else {"state": state}
         self.env = retro.make(game=game, render_mode=None, **kwargs)
         self.game = game
@@ -114,7 +139,12 @@ class ClientConfig:
 
 def run_client(config: ClientConfig) -> int:
     """Connect, handshake, then obey RESET / ACTION until STOP. Returns a process exit code."""
-    emu = RetroEmulator(config.game, config.state)
+    try:
+        emu = RetroEmulator(config.game, config.state)
+    except UsageError as exc:
+        # One line, and the exit status of a user's mistake: the recorder shows it as its own error.
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     width, height = emu.screen_size
     hello = p.Hello(
         client_name=config.name,
