@@ -45,7 +45,7 @@ from dataset.errors import (
 from recorder import __version__
 from recorder import protocol as p
 from recorder.action_set import ActionSet
-from recorder.policy import Policy, PolicyInput, make_policy
+from recorder.policy import EndEpisode, Policy, PolicyInput, make_policy
 from recorder.profile import EpisodeJudge, GameProfile, find_profile_for_rom, load_profile
 
 __all__ = ["STATUS_EVERY_STEPS", "EpisodeSummary", "PolicyFactory", "Recorder", "RecorderStats", "ServerConfig"]
@@ -545,22 +545,27 @@ class Connection:
                 return
             self.episode += 1
         self._open_episode(obs.rgb(), obs.ram_array(), msg.frame, bytes(msg.start_state))
-        if self.mode == p.Mode.POLICY:
-            await self._act(obs)
+        if self.mode == p.Mode.POLICY and (end := await self._act(obs)) is not None:
+            await self._episode_over(end)
 
-    async def _act(self, obs: p.Observation) -> None:
+    async def _act(self, obs: p.Observation) -> EndReason | None:
+        """Send the policy's ACTION; or, when it answers EndEpisode, send nothing and return its reason."""
         assert self.policy is not None and self.profile is not None
         ram = obs.ram_array()
         # obs.rgb is passed uncalled: the screen is decoded only if the policy looks at it.
         pobs = PolicyInput(obs.rgb, ram, self.profile.read_variables(ram), self.steps)
         act_async = getattr(self.policy, "act_async", None)
-        action = int(await act_async(pobs)) if act_async is not None else int(self.policy.act(pobs))
+        answer = await act_async(pobs) if act_async is not None else self.policy.act(pobs)
+        if isinstance(answer, EndEpisode):
+            return answer.reason
+        action = int(answer)
         assert self.actions is not None
         if not 0 <= action < len(self.actions):
             raise RuntimeError(f"policy {self.policy.policy_id} chose action {action} outside the action set")
         version = int(getattr(self.policy, "version", 0))
         self.pending_action = p.Action(self.next_seq, self.actions.mask(action), action, version)
         await self._send(self.pending_action)
+        return None
 
     def _on_dropped(self, msg: p.FramesDropped) -> None:
         log.warning(
@@ -620,7 +625,7 @@ class Connection:
         self.recorder.stats.steps += 1
         self.recorder.stats.frames += n
         if end is None and self.mode == p.Mode.POLICY:
-            await self._act(obs)  # reply first: the client waits on it, the file does not
+            end = await self._act(obs)  # reply first: the client waits on it, the file does not
         frame = obs.rgb()
         self.writer.step(
             frame=frame,
