@@ -24,6 +24,7 @@ file, together with its reward.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from dataclasses import dataclass
@@ -138,6 +139,12 @@ class _Bridge(threading.Thread):
                 await asyncio.gather(server_task, return_exceptions=True)
             await clients.reap_all()
 
+    def stop(self) -> None:
+        """Shut the recorder down (open episodes end as ``server_stop``); the loop then ends."""
+        if self.loop is not None and self.recorder is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has ended already
+                self.loop.call_soon_threadsafe(self.recorder.shutdown, EndReason.SERVER_STOP)
+
     def answer(self, request: _Request, value: int | EndEpisode) -> None:
         assert self.loop is not None
 
@@ -145,7 +152,8 @@ class _Bridge(threading.Thread):
             if not request.answer.done():
                 request.answer.set_result(value)
 
-        self.loop.call_soon_threadsafe(resolve)
+        with contextlib.suppress(RuntimeError):  # the loop has ended (its error reaches the env as an event)
+            self.loop.call_soon_threadsafe(resolve)
 
 
 class BridgeEnv(gym.Env[np.ndarray, np.int64]):
@@ -279,6 +287,7 @@ class BridgeEnv(gym.Env[np.ndarray, np.int64]):
             return
         self._closed = True
         self._bridge.closing = True
+        self._bridge.stop()  # before the answer below, so that the recorder starts no next episode
         if self._request is not None:
             self._bridge.answer(self._request, EndEpisode(EndReason.SERVER_STOP))
             self._request = None
