@@ -125,13 +125,26 @@ def open_store(
     files = [Path(f) for f in config.files]
     if not files:
         raise DatasetError("no episode files matched; pass .h5 files or folders recorded by sonic-rec")
-    cache = FrameCache.open(
-        files,
-        config.preprocess,
-        Path(config.cache_dir) if config.cache_dir else None,
-        fingerprint=fingerprint,
-        progress=echo if progress else None,
-    )
+    bar: Bar | None = None
+
+    def report(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:  # only when the cache is built: opening a built one is instant
+            echo(f"preprocessing {total} episode file(s) into the replay cache")
+            bar = Bar(total, "preprocess", "file")
+        bar.set_n(done)
+
+    try:
+        cache = FrameCache.open(
+            files,
+            config.preprocess,
+            Path(config.cache_dir) if config.cache_dir else None,
+            fingerprint=fingerprint,
+            progress=report if progress else None,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
     return ReplayStore.from_cache(
         cache,
         gamma=config.gamma,
