@@ -197,13 +197,16 @@ def start_retro_client(
 
 async def _watch(recorder: Recorder, clients: ClientSupervisor, config: RecordConfig, result: RecordResult) -> None:
     """Progress bar, and stop when every embedded client has exited."""
+    stats = recorder.stats
     with Bar(config.episodes, config.label, "ep", enabled=config.progress) as bar:
-        while True:
-            await asyncio.sleep(0.25)
-            stats = recorder.stats
+        try:
+            while True:
+                await asyncio.sleep(0.25)
+                bar.set_n(len(stats.episodes))
+                fps = stats.frames / max(stats.recording_seconds(live=True), 1e-9)
+                bar.set_postfix(f"steps={stats.steps}, fps={fps:,.0f}, clients={stats.connections}")
+                if clients.all_exited():
+                    recorder.shutdown()
+                    return
+        finally:  # cancelled when the budget is spent: the bar ends on the last episodes, not before them
             bar.set_n(len(stats.episodes))
-            fps = stats.frames / max(stats.recording_seconds(live=True), 1e-9)
-            bar.set_postfix(f"steps={stats.steps}, fps={fps:,.0f}, clients={stats.connections}")
-            if clients.all_exited():
-                recorder.shutdown()
-                return

@@ -129,6 +129,7 @@ async def _serve(session: OnlineSession) -> tuple[bool, float]:
             bar.set_postfix(_status(session, recorder, time.monotonic() - started))
         await server_task
     finally:
+        bar.set_n(min(session.env_steps(), cfg.steps))  # the steps of the last moments, then the bar ends
         bar.close()
         restore_signals()
         # The learner's loop saves a checkpoint of its last update when it stops.
