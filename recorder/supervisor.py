@@ -143,16 +143,19 @@ class ClientSupervisor:
                 continue
             quick = time.monotonic() - self._started[i] < QUICK_FAILURE_S and proc.returncode != 0
             self._quick_failures = self._quick_failures + 1 if quick else 0
-            if proc.returncode == USAGE_EXIT and isinstance(proc, Client):
+            error = None
+            if isinstance(proc, Client):
                 proc.finished_reading()
-                if proc.error:  # a user's mistake does not go away by starting the client again
-                    raise UsageError(proc.error)
+                error = proc.error
+            if proc.returncode == USAGE_EXIT and error:
+                raise UsageError(error)  # a user's mistake does not go away by starting the client again
             if self._quick_failures >= MAX_QUICK_FAILURES:
                 raise SonicRLError(
                     f"embedded client {i} exited with status {proc.returncode} {self._quick_failures} times in a "
                     "row right after starting; see its messages above"
                 )
-            echo(f"embedded client {i} exited (status {proc.returncode}); starting another")
+            said = f": {error}" if error else ""
+            echo(f"embedded client {i} exited (status {proc.returncode}{said}); starting another")
             self.procs[i] = self._start(i)
             self._started[i] = time.monotonic()
 
