@@ -17,7 +17,7 @@ from dataset.errors import UsageError
 from recorder import __version__
 from recorder.console import run_cli
 from recorder.export import export
-from recorder.progress import setup_logging
+from recorder.progress import Bar, setup_logging
 
 __all__ = ["cli", "main"]
 
@@ -186,7 +186,11 @@ def verify(paths: tuple[Path, ...], replay: bool, clean: bool) -> None:
     leftovers = find_leftovers(paths)
     if not files and not leftovers:
         raise UsageError("no episode files found in " + ", ".join(map(str, paths)))
-    problems = {f: check(f) for f in files}
+    problems: dict[Path, list[str]] = {}
+    with Bar(len(files), "verify", "file") as bar:  # checksums of every chunk: long for big folders
+        for f in files:
+            problems[f] = check(f)
+            bar.update()
     notes: dict[Path, str] = {}
     for f in files:
         if not problems[f]:
