@@ -218,7 +218,11 @@ class BridgeEnv(gym.Env[np.ndarray, np.int64]):
             raise self._bridge.error
         #: Where clients connect (``ws://host:port``); BizHawk's tool takes it in its window.
         self.url = self._bridge.url
-        first = self._next_request(connect_timeout, "no emulator client connected")
+        try:
+            first = self._next_request(connect_timeout, "no emulator client connected")
+        except BaseException:
+            self.close()  # stop serving: nobody will use this env
+            raise
         frame = first.obs.frame
         if obs_type == "rgb":
             self.observation_space: spaces.Box = spaces.Box(0, 255, frame.shape, np.uint8)

@@ -11,6 +11,7 @@ from gymnasium.utils.env_checker import check_env
 
 from dataset.catalog import check
 from dataset.episode import EndReason, EpisodeReader
+from dataset.errors import SonicRLError, UsageError
 from recorder.gym_env import BridgeEnv
 
 GAME = "Airstriker-Genesis-v0"
@@ -78,3 +79,14 @@ def test_close_saves_the_open_episode(tmp_path: Path) -> None:
     (path,) = sorted((tmp_path / "data").glob("*.h5"))
     with EpisodeReader(path) as ep:
         assert ep.end_reason is EndReason.SERVER_STOP and ep.n_steps == 3
+
+
+def test_a_missing_rom_is_the_clients_one_line(tmp_path: Path) -> None:
+    # The profile ships, the ROM is the user's to import: the client's own error, not a timeout.
+    with pytest.raises(UsageError, match=r"python -m stable_retro\.import"):
+        BridgeEnv("SonicTheHedgehog2-Genesis-v0", tmp_path / "data", port=0, connect_timeout=60)
+
+
+def test_no_client_within_the_timeout(tmp_path: Path) -> None:
+    with pytest.raises(SonicRLError, match="no emulator client connected within 1 s"):
+        BridgeEnv(GAME, tmp_path / "data", emulator="none", port=0, connect_timeout=1)
