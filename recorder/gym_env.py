@@ -2,8 +2,8 @@
 
 ``BridgeEnv`` serves the recorder's protocol (the same ``recorder.server.Recorder``
 as ``sonic-rec record``, in lockstep policy mode) and waits for an emulator client:
-the BizHawk tool in policy mode, or, with ``emulator="retro"``, an embedded
-stable-retro client it starts itself. The agent's actions are the profile's action
+the BizHawk tool in policy mode, or, with ``emulator="retro"`` (or ``"ale"``), an
+embedded client it starts itself. The agent's actions are the profile's action
 set (``Discrete(len(profile.actions))``); observations are the screen (or the RAM,
 ``obs_type="ram"``); rewards and episode ends are the profile's
 (``GameProfile.judge``, the one rule the recorder applies). Every episode it plays
@@ -38,6 +38,7 @@ from gymnasium import spaces
 from dataset.episode import EndReason, EpisodeReader
 from dataset.errors import ConfigError, ErrorCode, ProtocolError, SonicRLError
 from recorder import protocol as p
+from recorder.emulator import EMULATOR_KINDS
 from recorder.policy import EndEpisode, PolicyInput
 from recorder.profile import EpisodeJudge, GameProfile, load_profile
 from recorder.recording import RecordConfig, start_client, start_server
@@ -186,13 +187,14 @@ class BridgeEnv(gym.Env[np.ndarray, np.int64]):
     ) -> None:
         if obs_type not in ("rgb", "ram"):
             raise ConfigError(f"obs_type must be 'rgb' or 'ram', got {obs_type!r}")
-        if emulator not in ("retro", "none"):
-            raise ConfigError(f"emulator must be 'retro' (embedded) or 'none' (BizHawk), got {emulator!r}")
+        if emulator != "none" and emulator not in EMULATOR_KINDS:
+            kinds = ", ".join(repr(k) for k in EMULATOR_KINDS)
+            raise ConfigError(f"emulator must be {kinds} (embedded) or 'none' (BizHawk), got {emulator!r}")
         if render_mode not in (None, "rgb_array"):
             raise ConfigError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.profile = load_profile(game)
-        if emulator == "retro" and not self.profile.retro_game:
-            raise ConfigError(f"profile {game} names no stable-retro game; play it in BizHawk (emulator='none')")
+        if emulator != "none":
+            self.profile.embedded_game(emulator)  # ProfileError: which emulator can run it
         self.obs_type = obs_type
         self.render_mode = render_mode
         self.step_timeout = step_timeout
