@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dataset.errors import Disconnected, ProtocolError, RemoteError, UnexpectedMessage
+from dataset.errors import Disconnected, ProtocolError, RemoteError, UnexpectedMessage, UsageError
 from recorder import __version__
 from recorder import protocol as p
 from recorder.emulator import Emulator
@@ -220,4 +220,11 @@ def client_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     config = ClientConfig(args.url, args.game, state=args.state, token=args.token, profile=args.profile,
                           policy=args.policy, seed=args.seed)  # fmt: skip
-    return run_client(make_emulator(config), config)
+    try:
+        emulator = make_emulator(config)
+    except UsageError as exc:
+        # One line, and the exit status of a user's mistake (a missing ROM, an unknown start state):
+        # the recorder shows it as its own error (recorder.supervisor).
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return run_client(emulator, config)

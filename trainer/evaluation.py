@@ -166,6 +166,7 @@ def evaluate(config: EvalConfig) -> EvalReport:
         port=0 if embedded else config.port,
         token=config.token,
         progress=config.progress,
+        label="eval",
     )
     connections = 0
 
