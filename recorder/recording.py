@@ -184,8 +184,8 @@ def start_retro_client(
 ) -> subprocess.Popen[bytes]:
     """Start embedded client ``index``; with ``policy`` it plays that policy itself (seed + index)."""
     profile = load_profile(str(config.game))
-    # The emulator runs the profile's stable-retro game; HELLO names the profile as the user gave it
-    # (an id, or a .toml path the recorder loads).
+    # The emulator runs the profile's stable-retro game; the client loads the profile as the user gave
+    # it (an id, or a .toml path) and names its id in HELLO.
     cmd = [sys.executable, "-m", "recorder.retro_client", "--url", url, "--game", profile.retro_game,
            "--profile", str(config.game)]  # fmt: skip
     if config.token:

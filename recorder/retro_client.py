@@ -103,7 +103,7 @@ class ClientConfig:
     url: str
     game: str  # stable-retro game id
     state: str | None = None
-    profile: str = ""  # profile named in HELLO (id or .toml path); default: the game id
+    profile: str = ""  # the game profile (id or .toml path); HELLO names its id; default: the game id
     token: str = ""
     name: str = "sonic-rl embedded client"
     #: Play this recording policy here and stream (client-policy mode, no lockstep); None: the
@@ -114,6 +114,11 @@ class ClientConfig:
 
 def run_client(config: ClientConfig) -> int:
     """Connect, handshake, then obey RESET / ACTION until STOP. Returns a process exit code."""
+    from recorder.profile import load_profile
+
+    # HELLO names a profile by id, never by path: the recorder looks names up among its own
+    # profiles only (issue 9); one started with the same .toml as --game knows its id.
+    profile_id = load_profile(config.profile).id if config.profile else config.game
     emu = RetroEmulator(config.game, config.state)
     width, height = emu.screen_size
     hello = p.Hello(
@@ -129,7 +134,7 @@ def run_client(config: ClientConfig) -> int:
         pixel_format=p.PixelFormat.RGB24,
         ram_size=emu.ram_size,
         buttons=emu.buttons,
-        game=config.profile or config.game,
+        game=profile_id,
         mode=p.Mode.CLIENT_POLICY if config.policy else p.Mode.POLICY,
         token=config.token,
         capabilities=p.Capability.LOAD_START_STATE | p.Capability.SEND_START_STATE,

@@ -36,7 +36,7 @@ import numpy as np
 import pytest
 
 from dataset.episode import EndReason, EpisodeReader
-from recorder.server import STATUS_EVERY_STEPS
+from recorder.session import STATUS_EVERY_STEPS
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / "bizhawk_recorder_tool"

@@ -13,7 +13,8 @@ from dataset.catalog import check
 from dataset.episode import EndReason, EpisodeReader
 from dataset.errors import ConfigError, ErrorCode
 from recorder import protocol as p
-from recorder.server import STATUS_EVERY_STEPS, Recorder, ServerConfig
+from recorder.server import Recorder, ServerConfig
+from recorder.session import STATUS_EVERY_STEPS
 from tests.recorder.conftest import H, W, client, handshake, hello, observation, running_recorder
 
 
