@@ -278,6 +278,9 @@ class Session:
         token = self.config.token or ""
         if token and not hmac.compare_digest(hello.token.encode(), token.encode()):
             raise AuthenticationFailed("wrong or missing token: use the token the recorder was started with")
+        for what, text in _stored_strings(hello):
+            if "\x00" in text:  # HDF5 attributes cannot hold it: the episode file could not be written
+                raise MalformedMessage(f"HELLO's {what} contains a NUL character")
         profile = self._choose_profile(hello)
         actions = _check_client(hello, profile)
         mode = hello.mode if hello.mode != p.Mode.ANY else self.config.mode
@@ -620,6 +623,15 @@ def _check_client(hello: p.Hello, profile: GameProfile) -> ActionSet:
         detail = "; ".join(problems)
         raise ProtocolError(f"client does not fit profile {profile.id}: {detail}", ErrorCode.BAD_CONFIG)
     return actions
+
+
+def _stored_strings(hello: p.Hello) -> list[tuple[str, str]]:
+    """HELLO's strings that every episode file stores as attributes."""
+    return [
+        ("client name", hello.client_name), ("client version", hello.client_version), ("emulator", hello.emulator),
+        ("core", hello.core), ("system", hello.system), ("ROM name", hello.rom_name), ("ROM hash", hello.rom_hash),
+        ("policy id", hello.policy_id),
+    ]  # fmt: skip
 
 
 def _check_counter(what: str, value: int) -> None:
