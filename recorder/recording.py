@@ -24,6 +24,7 @@ from dataset.errors import ConfigError, SonicRLError
 from recorder import protocol as p
 from recorder.profile import load_profile
 from recorder.server import EpisodeSummary, PolicyFactory, Recorder, ServerConfig
+from recorder.server_config import DEFAULT_MAX_CONNECTIONS
 from recorder.supervisor import ClientSupervisor, spawn_client
 
 __all__ = ["RecordConfig", "RecordResult", "record", "start_client", "start_retro_client", "start_server"]
@@ -70,6 +71,7 @@ class RecordConfig:
             episodes_per_client=(
                 -(-self.episodes // self.clients) if self.emulator == "retro" and self.episodes else None
             ),
+            max_connections=max(DEFAULT_MAX_CONNECTIONS, self.clients),
         )
 
 

@@ -50,9 +50,6 @@ __all__ = ["EpisodeSummary", "PolicyFactory", "Recorder", "RecorderStats", "Serv
 
 log = logging.getLogger("sonic_rl.recorder")
 
-#: Close code for a connection over the cap: RFC 6455's registry (IANA) "Try Again Later".
-TRY_AGAIN_LATER = 1013
-
 #: Builds the policy for one policy-mode connection: (profile, seed) -> Policy.
 PolicyFactory = Callable[[GameProfile, int], Policy]
 
@@ -165,7 +162,8 @@ class Recorder:
         if len(self._connections) >= self.config.max_connections:
             # Refused before any session: a close frame only (as for 1009), which clients retry later.
             log.warning("refused a connection: already serving %d clients", len(self._connections))
-            await ws.close(TRY_AGAIN_LATER, f"the recorder already serves {self.config.max_connections} clients")
+            cap = self.config.max_connections
+            await ws.close(ErrorCode.TRY_AGAIN_LATER, f"the recorder already serves {cap} clients")
             return
         self._n_connections += 1
         conn = Connection(self, ws, self._n_connections - 1)

@@ -20,8 +20,8 @@ __all__ = ["DEFAULT_IDLE_TIMEOUT_S", "DEFAULT_MAX_CONNECTIONS", "HANDSHAKE_TIMEO
 HANDSHAKE_TIMEOUT_S = 10.0
 
 #: Connections served at once; one more is closed with 1013 (try again later). Each can hold
-#: about 110 MiB at the largest screen (docs/protocol.md, "Limits"), so the default bounds the
-#: recorder near 2 GiB whatever clients do (issue 11). ``record --clients N`` raises it to N.
+#: about 170 MiB at the largest sizes (docs/protocol.md, "Size limits"), so the default bounds the
+#: recorder near 2.7 GiB whatever clients do (issue 11). ``record --clients N`` raises it to N.
 DEFAULT_MAX_CONNECTIONS = 16
 
 #: A welcomed client that sends nothing for this long is closed (4007) and its episode saved as

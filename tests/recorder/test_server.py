@@ -13,7 +13,7 @@ from dataset.catalog import check
 from dataset.episode import EndReason, EpisodeReader
 from dataset.errors import ConfigError, ErrorCode
 from recorder import protocol as p
-from recorder.server import TRY_AGAIN_LATER, Recorder, ServerConfig
+from recorder.server import Recorder, ServerConfig
 from recorder.session import STATUS_EVERY_STEPS
 from tests.recorder.conftest import H, W, client, handshake, hello, observation, running_recorder
 
@@ -379,7 +379,7 @@ def test_connections_over_the_cap_are_told_to_try_again_later(out: Path) -> None
             handshake(first)
             with client(rec) as second, pytest.raises(ConnectionClosed) as closed:
                 second.recv(timeout=10)
-            assert closed.value.rcvd is not None and closed.value.rcvd.code == TRY_AGAIN_LATER
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == ErrorCode.TRY_AGAIN_LATER
             assert "serves 1 clients" in closed.value.rcvd.reason
         # The slot is free again once the first client has gone.
         deadline = time.monotonic() + 10
