@@ -32,7 +32,7 @@ import hmac
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -422,7 +422,7 @@ class Session:
 
     def _policy_input(self, frame: np.ndarray, ram: np.ndarray) -> PolicyInput:
         assert self.profile is not None
-        return PolicyInput(frame, ram, self.profile.read_variables(ram), self.steps)
+        return PolicyInput(frame, ram, _Variables(self.profile, ram), self.steps)
 
     # -- messages ----------------------------------------------------------------------------
     def _checked_observation(self, obs: p.Observation, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -601,6 +601,32 @@ class Session:
         assert judge is not None
         self.episode += 1
         return [*effects, self._open(judge, frame, ram, msg.frame, None)]
+
+
+class _Variables(Mapping[str, int]):
+    """The profile's RAM variables, read on first use: the lockstep reply waits on the policy, and
+    most policies (random, a network on frames) never look at them."""
+
+    __slots__ = ("_profile", "_ram", "_values")
+
+    def __init__(self, profile: GameProfile, ram: np.ndarray) -> None:
+        self._profile = profile
+        self._ram = ram
+        self._values: dict[str, int] | None = None
+
+    def _read(self) -> dict[str, int]:
+        if self._values is None:
+            self._values = self._profile.read_variables(self._ram)
+        return self._values
+
+    def __getitem__(self, name: str) -> int:
+        return self._read()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._read())
 
 
 def _check_client(hello: p.Hello, profile: GameProfile) -> ActionSet:

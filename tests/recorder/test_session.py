@@ -150,6 +150,8 @@ def test_policy_mode_lockstep_actions_step_limit_and_budget() -> None:
     assert s.acted(1) == p.Action(1, mask, 1, 7)
     act, write = s.receive(step(1, 4, (mask,) * 4))
     assert isinstance(act, Act) and act.observation.step == 1
+    ram = np.frombuffer(observation(1).ram, dtype=np.uint8)
+    assert dict(act.observation.variables) == AIRSTRIKER.read_variables(ram)  # read when a policy asks
     assert (write.action, write.actor, write.policy_version) == (1, Actor.POLICY, 7)  # type: ignore[union-attr]
     assert s.acted(1).seq == 2
     write, close, reset = s.receive(step(2, 8, (mask,) * 4))  # the step limit: no ACTION for a step never played
