@@ -501,6 +501,7 @@ class Session:
                 # A streaming client learns that its episode ended one message late: steps it sent
                 # past the end belong to no episode (it was told to reset), so they are dropped.
                 self.discarded += 1
+                self._dropped_since_step = False
                 log.debug("client %s: dropped STEP %d sent after its episode ended", self.session_id, msg.seq)
                 return []
             raise UnexpectedMessage("STEP before EPISODE_BEGIN")

@@ -257,12 +257,15 @@ def test_bad_hellos(overrides: dict, code: ErrorCode, words: str) -> None:
     assert isinstance(s.receive(hello(token="s3cret", mode=p.Mode.POLICY))[0], p.Welcome)
 
 
-def test_the_codec_refuses_a_hello_screen_over_1024() -> None:
+def test_the_codec_refuses_a_hello_over_the_size_limits() -> None:
     encoded = p.encode(hello(screen_width=1024))
     assert p.decode(encoded).screen_width == 1024  # type: ignore[union-attr]
     with pytest.raises(ProtocolError) as err:
         p.decode(encoded.replace(b"\x00\x04\x04\x00", b"\x01\x04\x04\x00", 1))  # width 1025, height 4
     assert err.value.code == ErrorCode.MALFORMED and "1025x4" in str(err.value)
+    with pytest.raises(ProtocolError) as err:
+        p.decode(p.encode(hello(ram_size=p.MAX_RAM_BYTES + 1)))
+    assert err.value.code == ErrorCode.MALFORMED and "RAM" in str(err.value)
 
 
 @pytest.mark.parametrize(
