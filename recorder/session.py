@@ -50,6 +50,7 @@ from dataset.errors import (
 from recorder import __version__
 from recorder import protocol as p
 from recorder.action_set import ActionSet
+from recorder.console_system import system_mismatch
 from recorder.policy import Policy, PolicyInput
 from recorder.profile import EpisodeJudge, GameProfile, find_profile_for_rom, load_profile
 from recorder.server_config import ServerConfig
@@ -632,6 +633,9 @@ class _Variables(Mapping[str, int]):
 
 def _check_client(hello: p.Hello, profile: GameProfile) -> ActionSet:
     """The client's action set, if its HELLO can serve the profile; ProtocolError 4006 otherwise."""
+    wrong_system = system_mismatch(hello.system, profile.id, profile.system)
+    if wrong_system:  # the RAM and buttons of another console would only add noise to the message
+        raise ProtocolError(wrong_system, ErrorCode.BAD_CONFIG)
     problems = []
     if hello.ram_size != profile.ram_size:
         problems.append(f"RAM is {hello.ram_size} bytes, the profile expects {profile.ram_size}")
