@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dataset.errors import Disconnected, ProtocolError, RemoteError, UnexpectedMessage
+from dataset.errors import Disconnected, ProtocolError, RemoteError, UnexpectedMessage, UsageError
 from recorder import __version__
 from recorder import protocol as p
 from recorder.emulator import Emulator
@@ -80,7 +80,7 @@ def run_client(emu: Emulator, config: ClientConfig) -> int:
             if config.policy:
                 return _streaming_session(ws, emu, hello_for(emu, config), config)
             return _session(ws, emu, hello_for(emu, config))
-    except (RemoteError, ProtocolError) as exc:
+    except (RemoteError, ProtocolError, UsageError) as exc:  # UsageError: a --profile that does not load
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Disconnected as exc:
