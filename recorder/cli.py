@@ -17,20 +17,11 @@ from dataset.errors import UsageError
 from recorder import __version__
 from recorder.console import run_cli
 from recorder.export import export
+from recorder.progress import Bar, setup_logging
 
 __all__ = ["cli", "main"]
 
 log = logging.getLogger("sonic_rl")
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    # websockets logs every connection at INFO; ours already says who connected and why it ended.
-    logging.getLogger("websockets").setLevel(logging.WARNING)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -47,7 +38,7 @@ def cli(log_level: str) -> None:
     Inspect:        sonic-rec ls data/ ; sonic-rec show data/FILE.h5 ; sonic-rec verify data/ --replay
     Export:         sonic-rec export video data/ --overlay ; sonic-rec export minari data/ NAME
     """
-    _setup_logging(log_level)
+    setup_logging(log_level)
 
 
 @cli.command()
@@ -197,7 +188,11 @@ def verify(paths: tuple[Path, ...], replay: bool, clean: bool) -> None:
     leftovers = find_leftovers(paths)
     if not files and not leftovers:
         raise UsageError("no episode files found in " + ", ".join(map(str, paths)))
-    problems = {f: check(f) for f in files}
+    problems: dict[Path, list[str]] = {}
+    with Bar(len(files), "verify", "file") as bar:  # checksums of every chunk: long for big folders
+        for f in files:
+            problems[f] = check(f)
+            bar.update()
     notes: dict[Path, str] = {}
     for f in files:
         if not problems[f]:

@@ -217,4 +217,11 @@ def client_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     config = ClientConfig(args.url, args.game, state=args.state, token=args.token, profile=args.profile,
                           policy=args.policy, seed=args.seed)  # fmt: skip
-    return run_client(make_emulator(config), config)
+    try:
+        emulator = make_emulator(config)
+    except UsageError as exc:
+        # One line, and the exit status of a user's mistake (a missing ROM, an unknown start state):
+        # the recorder shows it as its own error (recorder.supervisor).
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return run_client(emulator, config)

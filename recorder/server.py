@@ -32,7 +32,7 @@ from websockets.exceptions import ConnectionClosed
 from dataset.episode import EndReason, EpisodeWriter
 from dataset.errors import ErrorCode, ProtocolError, UsageError
 from recorder import protocol as p
-from recorder.policy import Policy, make_policy
+from recorder.policy import EndEpisode, Policy, make_policy
 from recorder.profile import GameProfile, load_profile
 from recorder.server_config import ServerConfig
 from recorder.session import (
@@ -76,6 +76,16 @@ class RecorderStats:
     connections: int = 0
     started: float = field(default_factory=time.monotonic)
     episodes: list[EpisodeSummary] = field(default_factory=list)
+    #: When the first episode was claimed and the last one ended (``time.monotonic``).
+    first_episode_at: float | None = None
+    last_episode_at: float | None = None
+
+    def recording_seconds(self, *, live: bool = False) -> float:
+        """From the first episode's start to the last one's end (``live``: to now): what frames/s is over."""
+        if self.first_episode_at is None:
+            return 0.0
+        end = time.monotonic() if live or self.last_episode_at is None else self.last_episode_at
+        return end - self.first_episode_at
 
 
 class Recorder:
@@ -97,6 +107,8 @@ class Recorder:
         self.ready = asyncio.Event()
         self.done = asyncio.Event()  # budget spent or shut down
         self._stopping = False
+        #: Why episodes still open when the recorder stops end (saved as truncated).
+        self.stop_reason = EndReason.INTERRUPTED
         self._claimed = 0
         self._connections: set[Connection] = set()
         self._n_connections = 0
@@ -120,10 +132,13 @@ class Recorder:
         if self.config.episodes is not None and self._claimed >= self.config.episodes:
             return False
         self._claimed += 1
+        if self.stats.first_episode_at is None:
+            self.stats.first_episode_at = time.monotonic()
         return True
 
     def episode_finished(self, summary: EpisodeSummary) -> None:
         self.stats.episodes.append(summary)
+        self.stats.last_episode_at = time.monotonic()
         if self.on_episode is not None:
             self.on_episode(summary)
         if self.config.episodes is not None and len(self.stats.episodes) >= self.config.episodes:
@@ -147,11 +162,12 @@ class Recorder:
             await self.done.wait()
             await self._close_all()
 
-    def shutdown(self) -> None:
-        """Ctrl-C / SIGTERM: save every open episode as truncated, tell clients, stop serving."""
+    def shutdown(self, reason: EndReason = EndReason.INTERRUPTED) -> None:
+        """Save every open episode as truncated (``reason``: Ctrl-C / SIGTERM, or a spent budget), stop serving."""
         if self._stopping:
             return
         self._stopping = True
+        self.stop_reason = reason
         self.done.set()
 
     async def _close_all(self) -> None:
@@ -230,8 +246,13 @@ class Connection:
         """The recorder is stopping: save the open episode as truncated and say goodbye."""
         async with self._lock:
             with contextlib.suppress(ConnectionClosed):
-                await self._do(self.session.interrupt())
-                await self.ws.close(ErrorCode.GOING_AWAY, "recorder shutting down")
+                await self._do(self.session.interrupt(self.recorder.stop_reason))
+        # The close handshake waits for the client's close frame, which queues behind the steps it
+        # streamed meanwhile: run() must go on draining them (it drops them: the session is
+        # stopped), so the lock is released first. Held, the queue filled, reading paused, and every
+        # `record` waited out websockets' 10 s close timeout after its last episode (issue 12).
+        with contextlib.suppress(ConnectionClosed):
+            await self.ws.close(ErrorCode.GOING_AWAY, "recorder shutting down")
 
     async def _watch_idle(self) -> None:
         """Close a connection that sends no HELLO in time, or nothing at all for the idle time."""
@@ -274,11 +295,12 @@ class Connection:
     # -- effects -------------------------------------------------------------------------
     async def _do(self, effects: list[Effect]) -> None:
         """Carry out the session's effects, in order."""
+        ended: EndReason | None = None
         for effect in effects:
             if isinstance(effect, WriteStep):
                 self._write(effect)
             elif isinstance(effect, Act):
-                await self._act(effect)
+                ended = await self._act(effect)
             elif isinstance(effect, p.Status):
                 # Display only: a client that already closed must not stop us recording the STEPs
                 # it sent before closing.
@@ -295,6 +317,8 @@ class Connection:
                 await self._do(self.session.play(self._make_policy(effect)))
             else:
                 await self.ws.send(p.encode(effect))
+        if ended is not None:  # after this step's own effects (written, STATUS), as at any other end
+            await self._do(self.session.policy_ended(ended))
 
     def _make_policy(self, effect: MakePolicy) -> Policy:
         try:
@@ -302,13 +326,17 @@ class Connection:
         except UsageError as exc:  # e.g. the run's action set differs from this client's game
             raise ProtocolError(f"the recorder cannot play {effect.profile.id}: {exc}", ErrorCode.BAD_CONFIG) from None
 
-    async def _act(self, effect: Act) -> None:
+    async def _act(self, effect: Act) -> EndReason | None:
+        """Send the policy's ACTION; or, when it answers EndEpisode, send nothing and return its reason."""
         policy = self.session.policy
         assert policy is not None
         act_async = getattr(policy, "act_async", None)
         obs = effect.observation
-        action = int(await act_async(obs)) if act_async is not None else int(policy.act(obs))
-        await self.ws.send(p.encode(self.session.acted(action)))
+        answer = await act_async(obs) if act_async is not None else policy.act(obs)
+        if isinstance(answer, EndEpisode):
+            return answer.reason
+        await self.ws.send(p.encode(self.session.acted(int(answer))))
+        return None
 
     def _write(self, step: WriteStep) -> None:
         assert self.writer is not None

@@ -253,11 +253,18 @@ class Session:
         self._pending_action = p.Action(self.next_seq, self.actions.mask(action), action, version)
         return self._pending_action
 
-    def interrupt(self) -> list[Effect]:
-        """The recorder is stopping: save the open episode as truncated and say goodbye."""
+    def policy_ended(self, reason: EndReason) -> list[Effect]:
+        """The policy answered :class:`Act` with ``EndEpisode(reason)`` instead of an action: end the
+        episode here (no ACTION is sent) and start the next, as at any other end."""
+        assert self.mode == p.Mode.POLICY and self.open
+        return self._episode_over(reason)
+
+    def interrupt(self, reason: EndReason = EndReason.INTERRUPTED) -> list[Effect]:
+        """The recorder is stopping (``reason``: Ctrl-C, or a spent budget): save the open episode as
+        truncated and say goodbye."""
         effects: list[Effect] = []
         if self.open:
-            effects.append(self._close(EndReason.INTERRUPTED, notify=True))
+            effects.append(self._close(reason, notify=True))
         self.stopped = True
         effects.append(p.Stop(p.StopReason.SHUTDOWN, "the recorder is shutting down"))
         return effects

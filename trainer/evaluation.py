@@ -151,6 +151,7 @@ def evaluate(config: EvalConfig) -> EvalReport:
         seed=config.seed,
         port=0,
         progress=config.progress,
+        label="eval",
     )
 
     def factory(_profile: GameProfile, _seed: int) -> Policy:

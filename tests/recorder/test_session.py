@@ -425,3 +425,16 @@ def test_a_profile_that_cannot_judge_the_start_is_a_bad_config() -> None:
     ram[0xFE10] = 0x7F  # zone (0xFFFE10): no such zone
     obs = p.Observation(W, H, p.PixelFormat.RGB24, bytes(W * H * 3), ram.tobytes())
     assert "cannot judge" in refused(s, begin(obs=obs), ErrorCode.BAD_CONFIG)
+
+
+def test_a_policy_that_answers_end_episode_ends_it_without_an_action() -> None:
+    """recorder.policy.EndEpisode (the Gymnasium env's reset mid-episode): the step is kept, then the end."""
+    s = session()
+    s.receive(hello(mode=p.Mode.POLICY))
+    s.play(FirstAction())
+    s.receive(begin(0))
+    s.acted(1)
+    assert kinds(s.receive(step(1, 4, (s.actions.mask(1),) * 4))) == ["Act", "WriteStep"]  # type: ignore[union-attr]
+    close, reset = s.policy_ended(EndReason.AGENT_RESET)
+    assert close == CloseEpisode(0, 1, 0.0, EndReason.AGENT_RESET, "first", notify=True)
+    assert reset == p.Reset(1, load_start_state=True) and not s.open
