@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from dataset.atomic import check_writable_folder
 from dataset.errors import ConfigError, SonicRLError
 from recorder import protocol as p
 from recorder.profile import load_profile
@@ -92,6 +93,8 @@ def record(
     on_episode: Callable[[EpisodeSummary], None] | None = None,
 ) -> RecordResult:
     """Serve (and play, with ``emulator="retro"``) until the episode budget is spent or a signal arrives."""
+    if config.out is not None:
+        check_writable_folder(config.out)  # a read-only or full folder: one line now, not 1011s later
     if config.emulator not in ("none", "retro"):
         raise ConfigError(f"--emulator must be 'retro' or left out (BizHawk), got {config.emulator!r}")
     if config.emulator == "retro":
