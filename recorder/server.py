@@ -42,6 +42,7 @@ from dataset.errors import (
     UnknownGame,
     UsageError,
 )
+from dataset.escaping import printable
 from recorder import __version__
 from recorder import protocol as p
 from recorder.action_set import ActionSet
@@ -266,7 +267,7 @@ class Connection:
                         continue  # in flight when we stopped; the session is over
                     await self._dispatch(p.decode(raw))
         except ProtocolError as exc:
-            log.warning("client %s (%s): %s", self.session_id, self.peer, exc)
+            log.warning("client %s (%s): %s", self.session_id, self.peer, printable(exc))  # may quote its HELLO
             await self._fail(exc.code, str(exc))
         except ConnectionClosed:
             pass
@@ -337,7 +338,8 @@ class Connection:
         )
         log.info(
             "client %s (%s) connected: %s %s, %s, game %s, %s mode",
-            self.session_id, self.peer, hello.client_name, hello.client_version, hello.emulator,
+            self.session_id, self.peer, printable(hello.client_name), printable(hello.client_version),
+            printable(hello.emulator),
             self.profile.id, self.mode.name.lower(),
         )  # fmt: skip
         if self.mode == p.Mode.CLIENT_POLICY:
@@ -496,7 +498,7 @@ class Connection:
         elif isinstance(msg, p.FramesDropped):
             self._on_dropped(msg)
         elif isinstance(msg, p.Error):
-            log.warning("client %s reported error %d: %s", self.session_id, msg.code, msg.message)
+            log.warning("client %s reported error %d: %s", self.session_id, msg.code, printable(msg.message))
         else:
             raise UnexpectedMessage(f"{msg.kind.name} is not expected from a client during a session")
 
