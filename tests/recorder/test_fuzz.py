@@ -101,6 +101,7 @@ class Conversation:
         self.valid = True  # False once anything not plainly valid was sent
         self.out = Outcome()
         self.closed = False
+        self.aborted = False  # this client dropped the connection itself
         self.stopped = False
         self.width, self.height = 8, 4
         self.seq, self.frame, self.episode = 1, 0, 0
@@ -170,6 +171,8 @@ class Conversation:
 
     def finish(self) -> Outcome:
         """Send the sentinel and read until the server closes; ``hung`` if it never does."""
+        if self.aborted:
+            return self.out
         if not self.closed:
             self.send("sentinel", SENTINEL, self.valid)
         deadline = time.monotonic() + 15
@@ -527,8 +530,8 @@ def f_abrupt(c: Conversation) -> None:
     if c.rng.random() < 0.5:
         c.ws.close()
     else:
-        c.ws.socket.close()  # no close frame: the server sees the TCP connection drop
-    c.closed = True
+        c.ws.socket.shutdown(socket.SHUT_RDWR)  # no close frame: the server sees the TCP connection drop
+    c.closed = c.aborted = True
     c.out.close = None
 
 
@@ -674,8 +677,7 @@ def judge(c: Conversation) -> list[str]:
     for code in out.errors:
         if code not in DOCUMENTED:
             problems.append(f"ERROR {code}")
-    aborted = bool(c.trace) and c.trace[-1] == "abrupt_close"
-    if not aborted and out.close is not None:
+    if not c.aborted and out.close is not None:
         if out.close not in DOCUMENTED:
             problems.append(f"close {out.close}")
         elif 4000 <= out.close < 5000 and out.close not in out.errors:
