@@ -143,6 +143,7 @@ class Conversation:
             self.out.errors.append(msg.code)
         elif isinstance(msg, p.Welcome):
             self.out.session = msg.session_id
+            self.mode = msg.mode  # a HELLO may have asked for another mode, or let the recorder choose
         elif isinstance(msg, p.Reset):
             self.pending_reset, self.action = msg.episode, None
         elif isinstance(msg, p.Action):
@@ -300,19 +301,16 @@ def _obs_offset(msg: p.Step | p.EpisodeBegin) -> int:
     return 25 + len(msg.start_state)
 
 
-def _carrier(c: Conversation) -> p.Step | p.EpisodeBegin:
+def _carrier(c: Conversation, obs: p.Observation | None = None) -> p.Step | p.EpisodeBegin:
     """The message the session expects now (a STEP in an episode, else EPISODE_BEGIN), to be damaged."""
     if c.in_episode and c.pending_reset is None:
-        return c.step_message()
-    return c.begin_message()
+        return c.step_message(observation=obs)
+    return c.begin_message(observation=obs)
 
 
 def _send_obs(c: Conversation, what: str, valid: bool | None, obs: p.Observation) -> None:
-    msg = _carrier(c)
-    if isinstance(msg, p.Step):
-        c.send(f"step:{what}", p.encode(c.step_message(observation=obs)), valid)
-    else:
-        c.send(f"begin:{what}", p.encode(c.begin_message(observation=obs)), valid)
+    msg = _carrier(c, obs)
+    c.send(f"{msg.kind.name.lower()}:{what}", p.encode(msg), valid)
 
 
 def f_zero_screen(c: Conversation) -> None:
@@ -346,9 +344,7 @@ def f_ram_size(c: Conversation) -> None:
 
 
 def f_ram_too_big(c: Conversation) -> None:
-    msg = _carrier(c)
-    msg = c.step_message(observation=c.observation(zstd=False)) if isinstance(msg, p.Step) else c.begin_message(
-        observation=c.observation(zstd=False))  # fmt: skip
+    msg = _carrier(c, c.observation(zstd=False))
     data = p.encode(msg)
     at = _obs_offset(msg) + 9 + c.width * c.height * p.BYTES_PER_PIXEL[msg.observation.pixel_format]
     claim = c.rng.choice((p.MAX_RAM_BYTES + 1, U32 - 1))
@@ -363,9 +359,7 @@ def f_format(c: Conversation) -> None:
 
 
 def f_zstd_garbage(c: Conversation) -> None:
-    msg = _carrier(c)
-    obs = c.observation(zstd=False)
-    msg = c.step_message(observation=obs) if isinstance(msg, p.Step) else c.begin_message(observation=obs)
+    msg = _carrier(c, c.observation(zstd=False))
     data = bytearray(p.encode(msg))
     at = _obs_offset(msg) + 4
     data[at] |= p.ZSTD_FLAG  # raw bytes announced as zstd frames
@@ -376,9 +370,7 @@ def f_zstd_pixels(c: Conversation) -> None:
     w, h = c.width, c.height
     size = w * h * 3 + c.rng.choice((-3, 3, 1 << 20, 100 << 20))
     body = zeros_frame(max(0, size), sized=c.rng.random() < 0.5)
-    obs = p.Observation(w, h, p.PixelFormat.RGB24, b"", zstd(bytes(RAM)))
-    msg = _carrier(c)
-    msg = c.step_message(observation=obs) if isinstance(msg, p.Step) else c.begin_message(observation=obs)
+    msg = _carrier(c, p.Observation(w, h, p.PixelFormat.RGB24, b"", zstd(bytes(RAM))))
     data = bytearray(p.encode(msg))
     at = _obs_offset(msg)
     # Splice a frame of the wrong size (or a bomb) in as the pixels, flag set.
@@ -391,11 +383,10 @@ def f_zstd_pixels(c: Conversation) -> None:
 def f_zstd_ram(c: Conversation) -> None:
     ram = c.rng.choice((zeros_frame(RAM - 1, sized=True), zeros_frame(RAM + 7, sized=False),
                         zeros_frame(64 << 20, sized=True), b"\x28\xb5\x2f\xfd"))  # the last: a bare zstd magic
-    obs = p.Observation(c.width, c.height, p.PixelFormat.RGB24, bytes(c.width * c.height * 3), ram)
-    msg = _carrier(c)
-    msg = c.step_message(observation=obs) if isinstance(msg, p.Step) else c.begin_message(observation=obs)
+    pixels = zstd(bytes(c.width * c.height * 3))  # a sound frame: only the RAM frame is wrong
+    msg = _carrier(c, p.Observation(c.width, c.height, p.PixelFormat.RGB24, pixels, ram))
     data = bytearray(p.encode(msg))
-    data[_obs_offset(msg) + 4] |= p.ZSTD_FLAG  # pixels raw, RAM one frame: only the RAM frame is wrong
+    data[_obs_offset(msg) + 4] |= p.ZSTD_FLAG  # both fields were written as given: announce them as zstd
     c.send(f"{msg.kind.name.lower()}:zstd_ram", bytes(data), False)
 
 
@@ -446,7 +437,8 @@ def f_undeclared_buttons(c: Conversation) -> None:
     if not c.in_episode:
         return f_step_before_begin(c)
     bit = c.rng.choice((1 << len(RETRO_BUTTONS), 1 << 31, U32 - 1))
-    buttons = tuple(m | bit if i == c.rng.randrange(K) else m for i, m in enumerate(c.masks()))
+    at = c.rng.randrange(K)
+    buttons = tuple(m | bit if i == at else m for i, m in enumerate(c.masks()))
     c.send(f"step:buttons{bit:#x}", p.encode(c.step_message(buttons=buttons)), False)
     c.sent_step()
 
