@@ -61,9 +61,9 @@ RAM = 65536  # the Airstriker profile's
 K = 4  # the recorder's frame skip in these tests
 U32, U64 = 2**32, 2**64
 #: Text a client controls that reaches the recorder's log and the files: newlines, ANSI escapes,
-#: a bidi override, a NUL, a 1,024-byte name (the limit).
+#: a bidi override, DEL and BEL, a 1,024-byte name (the limit). A NUL is malformed (f_nul).
 NASTY_TEXT = (
-    "a\nb\r\nFAKE 12:00:00 INFO ok", "\x1b[31mred\x1b[0m\x1b]0;title\x07", "\u202egnp.exe", "nul\x00byte",
+    "a\nb\r\nFAKE 12:00:00 INFO ok", "\x1b[31mred\x1b[0m\x1b]0;title\x07", "\u202egnp.exe", "del\x7fbel\x07",
     "é" * 512, "", "\x9b2J", "line\u2028sep",
 )  # fmt: skip
 
@@ -485,6 +485,11 @@ def f_unknown_kind(c: Conversation) -> None:
     c.send(f"kind{kind:#x}", bytes([kind]) + c.rng.randbytes(c.rng.randrange(64)), False)
 
 
+def f_nul(c: Conversation) -> None:
+    """A NUL in a string (no HDF5 attribute can hold one): a client ERROR's words here."""
+    c.send("error:nul", p.encode(p.Error(1, "nul?byte")).replace(b"?", b"\x00"), False)
+
+
 def f_empty_or_text(c: Conversation) -> None:
     data: bytes | str = c.rng.choice((b"", "hello", "\x03" * 30))
     c.send(f"raw{data!r}", data, False)
@@ -532,7 +537,7 @@ SESSION_FAULTS: list[tuple[Callable[[Conversation], None], float]] = [
     (f_ram_size, 2), (f_ram_too_big, 1), (f_format, 1), (f_zstd_garbage, 1), (f_zstd_pixels, 1), (f_zstd_ram, 1),
     (f_seq, 2), (f_frame_counter, 2), (f_time, 0.5), (f_frames_per_step, 1), (f_no_frames, 0.5),
     (f_undeclared_buttons, 2), (f_dropped, 2), (f_begin_episode, 1), (f_start_state, 0.5),
-    (f_step_before_begin, 0.5), (f_server_kind, 1), (f_unknown_kind, 0.5), (f_empty_or_text, 0.5),
+    (f_step_before_begin, 0.5), (f_server_kind, 1), (f_unknown_kind, 0.5), (f_nul, 0.3), (f_empty_or_text, 0.5),
     (f_truncated, 1), (f_trailing, 1), (f_bitflip, 3), (f_oversize, 0.1), (f_abrupt, 0.7),
 ]  # fmt: skip
 
@@ -602,6 +607,9 @@ def bad_hello(c: Conversation) -> tuple[str, bytes | str, bool | None]:
         first = rng.choice((SENTINEL + b"x", p.encode(p.FramesDropped(1, 1, 1, 1)), b"", "text"))
         return "first:not_hello", first, False
     if raw < 0.34:
+        nul = p.encode(hello(**{**fields, "rom_name": "nul?byte"})).replace(b"nul?byte", b"nul\x00byte")
+        return "hello:nul", nul, False
+    if raw < 0.4:
         buf = bytearray(data)
         for _ in range(rng.randint(1, 4)):
             buf[rng.randrange(len(buf))] ^= 1 << rng.randrange(8)
