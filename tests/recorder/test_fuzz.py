@@ -657,7 +657,8 @@ def play_case(rec: Recorder, index: int, seed: int, mode: p.Mode) -> Result:
             fault_at = {rng.randrange(n_ops) for _ in range(rng.choice((0, 1, 1, 2)))}
             funcs, weights = zip(*SESSION_FAULTS, strict=True)
             for i in range(n_ops):
-                if c.closed or c.stopped:
+                c.pump()  # as a streaming client does: it stops sending once it has read an ERROR
+                if c.closed or c.stopped or c.out.errors:
                     break
                 if i in fault_at:
                     rng.choices(funcs, weights)[0](c)
@@ -773,6 +774,7 @@ def _summary(mode, results, failed, internal, n_files, elapsed) -> str:  # type:
         lines.append(f"  {len(rs)} x {kind}")
         for r in rs[:3]:
             lines.append(f"    case {r.index} seed {r.seed}: {' '.join(r.trace)[:300]} -> {r.problems[0][:300]}")
+    lines.append(f"  cases {sum(r.seconds for r in results):.1f} s (the rest: the recorder's shutdown, verify)")
     slow = max(results, key=lambda r: r.seconds)
     lines.append(f"  slowest: case {slow.index} seed {slow.seed}, {slow.seconds:.2f} s: {' '.join(slow.trace)[:200]}")
     for record in internal[:5]:
