@@ -33,8 +33,11 @@ def read_only_folder(tmp_path: Path) -> Iterator[Path]:
             folder.chmod(0o755)
         return
     # Root writes through permission bits: a read-only file system is what stops it.
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)],
-                             capture_output=True, check=False).returncode == 0  # fmt: skip
+    try:
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)],
+                                 capture_output=True, check=False).returncode == 0  # fmt: skip
+    except OSError:  # no mount command
+        mounted = False
     if not mounted:  # no mount privilege (an unprivileged container): a folder that cannot exist
         (tmp_path / "a-file").write_bytes(b"")
         yield tmp_path / "a-file" / "data"
