@@ -19,9 +19,9 @@ recorder's log. For every case it asserts that
 Every case ends with a one-byte message of an unknown kind (``SENTINEL``): the recorder answers it
 with ERROR 4001 once it has processed everything before it, so a case never waits on a timer.
 
-Cases: ``SONIC_FUZZ_CASES`` in all (default 150, a third per mode, about 20 s), from base seed
-``SONIC_FUZZ_SEED`` (default 0); a failure names the case's seed and the messages it sent.
-``SONIC_FUZZ_CASES=3000 pytest tests/recorder/test_fuzz.py`` is a longer run.
+Cases: ``SONIC_FUZZ_CASES`` in all (default 150, a third per mode: about 10 s of cases on two
+shared cores), from base seed ``SONIC_FUZZ_SEED`` (default 0); a failure names the case's seed and
+the messages it sent. ``SONIC_FUZZ_CASES=3000 pytest tests/recorder/test_fuzz.py`` is a longer run.
 """
 
 from __future__ import annotations
