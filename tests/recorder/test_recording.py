@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from dataset.escaping import printable
+
 SONIC_REC = [sys.executable, "-c", "from recorder.cli import main; main()"]
 
 
@@ -64,7 +66,7 @@ def test_record_refuses_an_output_folder_it_cannot_write_in_one_line(tmp_path: P
             out = stack.enter_context(read_only_folder(tmp_path))
         elif case == "under-a-file":
             (tmp_path / "a-file").write_bytes(b"")
-            out = tmp_path / "a-file" / "data"
+            out = tmp_path / "a-file" / "da\nta\x1b[2J"  # and a name to escape: still one line
         else:
             out, preexec = tmp_path / "data", _no_writes
         res = subprocess.run(
@@ -73,7 +75,7 @@ def test_record_refuses_an_output_folder_it_cannot_write_in_one_line(tmp_path: P
         )  # fmt: skip
     lines = res.stderr.strip().splitlines()
     assert res.returncode == 2, res.stderr
-    assert len(lines) == 1 and lines[0].startswith(f"error: cannot write to --out {out} ("), res.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot write to --out {printable(out)} ("), res.stderr
     assert "choose a writable folder" in lines[0]
     assert not list(tmp_path.rglob("*.partial-*"))  # the probe is gone
 
