@@ -86,6 +86,7 @@ class Outcome:
     """What the server did in one conversation."""
 
     errors: list[int] = field(default_factory=list)  # codes of ERROR messages received
+    words: list[str] = field(default_factory=list)  # and their messages
     close: int | None = None  # close code received (1006: the connection dropped without one)
     file_names: list[str] = field(default_factory=list)  # EPISODE_END's saved file names
     session: str | None = None
@@ -141,6 +142,7 @@ class Conversation:
     def _record(self, msg: p.Message) -> p.Message:
         if isinstance(msg, p.Error):
             self.out.errors.append(msg.code)
+            self.out.words.append(msg.message)
         elif isinstance(msg, p.Welcome):
             self.out.session = msg.session_id
             self.mode = msg.mode  # a HELLO may have asked for another mode, or let the recorder choose
@@ -202,7 +204,7 @@ class Conversation:
     def observation(self, width: int | None = None, height: int | None = None, **kw) -> p.Observation:  # type: ignore[no-untyped-def]
         w = self.width if width is None else width
         h = self.height if height is None else height
-        fmt = kw.pop("fmt", self.rng.choice((p.PixelFormat.RGB24, p.PixelFormat.BGRA32)))
+        fmt = kw.pop("fmt", p.PixelFormat.RGB24)  # HELLO's (hello() in conftest)
         pixels = kw.pop("pixels", None)
         if pixels is None:
             pixels = self.rng.randbytes(w * h * p.BYTES_PER_PIXEL[fmt])
@@ -321,6 +323,10 @@ def f_zero_screen(c: Conversation) -> None:
 def f_screen_change(c: Conversation) -> None:
     w, h = c.rng.choice(((1, 1), (3, 5), (320, 224), (8, 4), (4, 8), (1024, 1)))
     _send_obs(c, f"screen{w}x{h}", None, c.observation(w, h))
+
+
+def f_format_change(c: Conversation) -> None:
+    _send_obs(c, "bgra32", None, c.observation(fmt=p.PixelFormat.BGRA32))
 
 
 def f_max_screen(c: Conversation) -> None:
@@ -533,7 +539,8 @@ def f_abrupt(c: Conversation) -> None:
 
 
 SESSION_FAULTS: list[tuple[Callable[[Conversation], None], float]] = [
-    (f_zero_screen, 2), (f_screen_change, 2), (f_max_screen, 0.3), (f_screen_too_big, 1), (f_pixel_count, 1),
+    (f_zero_screen, 2), (f_screen_change, 2), (f_format_change, 1), (f_max_screen, 0.3), (f_screen_too_big, 1),
+    (f_pixel_count, 1),
     (f_ram_size, 2), (f_ram_too_big, 1), (f_format, 1), (f_zstd_garbage, 1), (f_zstd_pixels, 1), (f_zstd_ram, 1),
     (f_seq, 2), (f_frame_counter, 2), (f_time, 0.5), (f_frames_per_step, 1), (f_no_frames, 0.5),
     (f_undeclared_buttons, 2), (f_dropped, 2), (f_begin_episode, 1), (f_start_state, 0.5),
@@ -684,7 +691,7 @@ def judge(c: Conversation) -> list[str]:
         elif 4000 <= out.close < 5000 and out.close not in out.errors:
             problems.append(f"close {out.close} without an ERROR {out.close} first")
         if c.valid and not c.stopped and (out.errors != [ErrorCode.UNKNOWN_KIND] or out.close != 4001):
-            problems.append(f"valid messages refused: errors {out.errors}, close {out.close}")
+            problems.append(f"valid messages refused: errors {out.errors} {out.words}, close {out.close}")
     return problems
 
 
@@ -698,7 +705,7 @@ def good_client(rec: Recorder, mode: p.Mode, seed: int) -> str | None:
                 return f"no WELCOME (errors {c.out.errors}, close {c.out.close})"
             for _ in range(3):
                 if not c.valid_move():
-                    return f"not served after {c.trace} (errors {c.out.errors}, close {c.out.close})"
+                    return f"not served after {c.trace} (errors {c.out.errors} {c.out.words}, close {c.out.close})"
             c.finish()
             problems = judge(c)
             return "; ".join(problems) if problems else None
