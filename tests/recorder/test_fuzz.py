@@ -270,7 +270,8 @@ class Conversation:
         if self.mode == p.Mode.HUMAN and r < 0.05:
             self.send("begin(client_stop)", p.encode(self.begin_message()), True)
             self.sent_begin()
-        elif self.mode != p.Mode.POLICY and r < 0.1:
+        elif self.mode != p.Mode.POLICY and r < 0.1 and self.trace[-1] != "dropped":
+            # One report per run of skipped steps: two in a row are refused (docs/protocol.md).
             count = self.rng.randint(1, 3)
             msg = p.FramesDropped(self.seq, count, self.frame + K, self.frame + K * count)
             self.send("dropped", p.encode(msg), True)
