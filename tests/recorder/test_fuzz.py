@@ -107,6 +107,7 @@ class Conversation:
         self.width, self.height = 8, 4
         self.seq, self.frame, self.episode = 1, 0, 0
         self.in_episode = False
+        self.dropped = False  # a FRAMES_DROPPED was sent since the last STEP
         self.pending_reset: int | None = None
         self.action: p.Action | None = None
 
@@ -237,6 +238,7 @@ class Conversation:
         return p.EpisodeBegin(kw.pop("episode", episode), kw.pop("frame", self.frame), 0, state, obs)
 
     def sent_step(self) -> None:
+        self.dropped = False
         self.seq += 1
         self.frame += K
         self.action = None
@@ -270,8 +272,9 @@ class Conversation:
         if self.mode == p.Mode.HUMAN and r < 0.05:
             self.send("begin(client_stop)", p.encode(self.begin_message()), True)
             self.sent_begin()
-        elif self.mode != p.Mode.POLICY and r < 0.1 and self.trace[-1] != "dropped":
-            # One report per run of skipped steps: two in a row are refused (docs/protocol.md).
+        elif self.mode != p.Mode.POLICY and r < 0.1 and not self.dropped:
+            # One report per run of skipped steps: a second before the next STEP is refused.
+            self.dropped = True
             count = self.rng.randint(1, 3)
             msg = p.FramesDropped(self.seq, count, self.frame + K, self.frame + K * count)
             self.send("dropped", p.encode(msg), True)
