@@ -61,7 +61,8 @@ RAM = 65536  # the Airstriker profile's
 K = 4  # the recorder's frame skip in these tests
 U32, U64 = 2**32, 2**64
 #: Text a client controls that reaches the recorder's log and the files: newlines, ANSI escapes,
-#: a bidi override, DEL and BEL, a 1,024-byte name (the limit). A NUL is malformed (f_nul).
+#: a bidi override, DEL and BEL, a 1,024-byte name (the limit). A NUL, which no HDF5 attribute can
+#: store, is a fault of its own (f_nul, "hello:nul").
 NASTY_TEXT = (
     "a\nb\r\nFAKE 12:00:00 INFO ok", "\x1b[31mred\x1b[0m\x1b]0;title\x07", "\u202egnp.exe", "del\x7fbel\x07",
     "é" * 512, "", "\x9b2J", "line\u2028sep",
@@ -496,7 +497,7 @@ def f_unknown_kind(c: Conversation) -> None:
 
 
 def f_nul(c: Conversation) -> None:
-    """A NUL in a string (no HDF5 attribute can hold one): a client ERROR's words here."""
+    """A NUL in a client ERROR's words: logged escaped, or refused."""
     c.send("error:nul", p.encode(p.Error(1, "nul?byte")).replace(b"?", b"\x00"), False)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import random
 
 import numpy as np
@@ -158,15 +157,6 @@ def test_inconsistent_sizes_are_malformed() -> None:
     # A string over the limit.
     with pytest.raises(MalformedMessage, match="limit"):
         p.decode(b"\x7f\xa4\x0f" + (2000).to_bytes(2, "little") + b"a" * 2000)
-
-
-def test_a_string_with_a_nul_is_malformed() -> None:
-    """HDF5 attributes cannot store a NUL: a HELLO carrying one was a 1011 at the first episode (issue 11)."""
-    data = p.encode(p.Error(4000, "nul?byte")).replace(b"?", b"\x00")
-    with pytest.raises(MalformedMessage, match="error message contains a NUL"):
-        p.decode(data)
-    with pytest.raises(ValueError, match="NUL"):
-        p.encode(dataclasses.replace(HELLO, rom_name="a\x00b"))
 
 
 def test_rgb24_is_a_zero_copy_view() -> None:
