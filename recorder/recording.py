@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dataset import portability
+from dataset.atomic import check_writable_folder
 from dataset.errors import ConfigError
 from recorder import protocol as p
 from recorder.emulator import EMULATOR_KINDS
@@ -100,6 +101,8 @@ def record(
     on_episode: Callable[[EpisodeSummary], None] | None = None,
 ) -> RecordResult:
     """Serve (and play, with an embedded ``emulator``) until the episode budget is spent or a signal arrives."""
+    if config.out is not None:
+        check_writable_folder(config.out)  # a read-only or full folder: one line now, not 1011s later
     kinds = " or ".join(repr(k) for k in EMULATOR_KINDS)
     if config.emulator != "none" and config.emulator not in EMULATOR_KINDS:
         raise ConfigError(f"--emulator must be {kinds} or left out (BizHawk), got {config.emulator!r}")

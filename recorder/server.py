@@ -31,6 +31,7 @@ from websockets.exceptions import ConnectionClosed
 
 from dataset.episode import EndReason, EpisodeWriter
 from dataset.errors import ErrorCode, ProtocolError, UsageError
+from dataset.escaping import printable
 from recorder import protocol as p
 from recorder.policy import EndEpisode, Policy, make_policy
 from recorder.profile import GameProfile, load_profile
@@ -227,7 +228,7 @@ class Connection:
                     await self._do(self.session.receive(p.decode(raw)))
                     self._heard = time.monotonic()  # the time we spent (a policy thinking) is not the client's
         except ProtocolError as exc:
-            log.warning("client %s (%s): %s", self.session_id, self.peer, exc)
+            log.warning("client %s (%s): %s", self.session_id, self.peer, printable(exc))  # may quote its HELLO
             await self._fail(exc.code, str(exc))
         except ConnectionClosed:
             pass

@@ -47,6 +47,7 @@ from dataset.errors import (
     UnexpectedMessage,
     UnknownGame,
 )
+from dataset.escaping import printable
 from recorder import __version__
 from recorder import protocol as p
 from recorder.action_set import ActionSet
@@ -234,7 +235,7 @@ class Session:
         if isinstance(msg, p.FramesDropped):
             return self._on_dropped(msg)
         if isinstance(msg, p.Error):
-            log.warning("client %s reported error %d: %s", self.session_id, msg.code, msg.message)
+            log.warning("client %s reported error %d: %s", self.session_id, msg.code, printable(msg.message))
             return []
         raise UnexpectedMessage(f"{msg.kind.name} is not expected from a client during a session")
 
@@ -312,7 +313,8 @@ class Session:
         )
         log.info(
             "client %s connected: %s %s, %s, game %s, %s mode",
-            self.session_id, hello.client_name, hello.client_version, hello.emulator, profile.id, mode.name.lower(),
+            self.session_id, printable(hello.client_name), printable(hello.client_version), printable(hello.emulator),
+            profile.id, mode.name.lower(),
         )  # fmt: skip
         if mode == p.Mode.CLIENT_POLICY:
             self.policy_id = hello.policy_id or "client"
