@@ -36,7 +36,7 @@ class ClientConfig:
     url: str
     game: str  # the emulator's game: a stable-retro id, an ALE ROM name
     state: str | None = None  # stable-retro start state (other emulators have one start)
-    profile: str = ""  # profile id, or a .toml path (HELLO names its id); default: the game
+    profile: str = ""  # the game profile (id or .toml path); HELLO names its id; default: the game
     token: str = ""
     name: str = "sonic-rl embedded client"
     #: Play this recording policy here and stream (client-policy mode, no lockstep); None: the
@@ -46,7 +46,9 @@ class ClientConfig:
 
 
 def _profile_id(profile: str) -> str:
-    """HELLO names a profile by id: the recorder never reads a path a client sends (issue 9)."""
+    """HELLO names a profile by id, never by path: the recorder looks names up among its own profiles
+    only (issue 9). A .toml path is read here for its id; an id is sent as it is (a run's stored
+    profile, played in lockstep, is known to the recorder but need not be installed here)."""
     from recorder.profile import load_profile
     from recorder.profile_library import is_profile_path
 
@@ -83,7 +85,7 @@ def run_client(emu: Emulator, config: ClientConfig) -> int:
             if config.policy:
                 return _streaming_session(ws, emu, hello_for(emu, config), config)
             return _session(ws, emu, hello_for(emu, config))
-    except (RemoteError, ProtocolError) as exc:
+    except (RemoteError, ProtocolError, UsageError) as exc:  # UsageError: a --profile that does not load
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Disconnected as exc:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dataset import portability
+from dataset.atomic import check_writable_folder
 from dataset.errors import ConfigError
 from recorder import protocol as p
 from recorder.emulator import EMULATOR_KINDS
@@ -24,6 +25,7 @@ from recorder.profile import GameProfile
 from recorder.profile_library import ProfileLibrary, is_profile_path
 from recorder.progress import Bar, echo
 from recorder.server import EpisodeSummary, PolicyFactory, Recorder, ServerConfig
+from recorder.server_config import DEFAULT_MAX_CONNECTIONS
 from recorder.supervisor import ClientSupervisor, spawn_client
 
 __all__ = ["RecordConfig", "RecordResult", "record", "start_client", "start_server"]
@@ -85,6 +87,7 @@ class RecordConfig:
             episodes_per_client=(
                 -(-self.episodes // self.clients) if self.emulator != "none" and self.episodes else None
             ),
+            max_connections=max(DEFAULT_MAX_CONNECTIONS, self.clients),
         )
 
 
@@ -110,6 +113,8 @@ def record(
     on_episode: Callable[[EpisodeSummary], None] | None = None,
 ) -> RecordResult:
     """Serve (and play, with an embedded ``emulator``) until the episode budget is spent or a signal arrives."""
+    if config.out is not None:
+        check_writable_folder(config.out)  # a read-only or full folder: one line now, not 1011s later
     kinds = " or ".join(repr(k) for k in EMULATOR_KINDS)
     if config.emulator != "none" and config.emulator not in EMULATOR_KINDS:
         raise ConfigError(
