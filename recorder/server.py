@@ -229,12 +229,12 @@ class Connection:
                     self._heard = time.monotonic()  # the time we spent (a policy thinking) is not the client's
         except ProtocolError as exc:
             log.warning("client %s (%s): %s", self.session_id, self.peer, printable(exc))  # may quote its HELLO
-            await self._fail(exc.code, str(exc))
+            await self._fail(exc.code, str(exc), drain=True)
         except ConnectionClosed:
             pass
         except Exception:
             log.exception("internal error in session %s", self.session_id)
-            await self._fail(ErrorCode.INTERNAL_ERROR, "internal error in the recorder; see its log")
+            await self._fail(ErrorCode.INTERNAL_ERROR, "internal error in the recorder; see its log", drain=True)
         finally:
             if self._timed_out:
                 await watchdog  # let it finish the closing handshake it began
@@ -287,11 +287,27 @@ class Connection:
         limit = self.config.idle_timeout if welcomed else self.config.handshake_timeout
         return self._heard + limit - time.monotonic()
 
-    async def _fail(self, code: int, message: str) -> None:
+    async def _fail(self, code: int, message: str, *, drain: bool = False) -> None:
+        """Send ERROR and close with `code`.
+
+        `drain` (only from run(), which has stopped reading): read and drop what the client still
+        streams until its close frame arrives. Without it a streaming client's close reply queues
+        behind the STEPs it sent meanwhile and the close waits out websockets' 10 s timeout,
+        holding one of the capped connection slots (found by tests/recorder/test_fuzz.py).
+        """
         with contextlib.suppress(ConnectionClosed):
             await self.ws.send(p.encode(p.Error(code, message)))
             # RFC 6455 section 5.5: a close reason fits in 123 bytes.
-            await self.ws.close(code, message.encode()[:123].decode("utf-8", "ignore"))
+            closing = self.ws.close(code, message.encode()[:123].decode("utf-8", "ignore"))
+            if not drain:
+                await closing
+                return
+            close = asyncio.ensure_future(closing)
+            try:
+                async for _ in self.ws:
+                    pass
+            finally:
+                await close
 
     # -- effects -------------------------------------------------------------------------
     async def _do(self, effects: list[Effect]) -> None:
