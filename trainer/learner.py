@@ -32,7 +32,7 @@ from trainer.loss import q_learning_loss
 from trainer.network import QNetwork
 from trainer.replay import BatchSampler
 
-__all__ = ["DeviceFeeder", "Learner", "cpu_supports_bf16", "resolve_device", "seed_everything"]
+__all__ = ["DeviceFeeder", "Learner", "cpu_supports_bf16", "network_inputs", "resolve_device", "seed_everything"]
 
 #: Metrics returned by every update, in this order.
 METRIC_NAMES = ("loss", "td", "cql", "q_mean", "target_mean")
@@ -62,6 +62,26 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(seed))
 
 
+def network_inputs(states: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """A batch's (B, 2, C, h, w) uint8 states as float32 (2, B, h, w, C): ``[i].permute(0, 3, 1, 2)``
+    is state i (0: the state, 1: the bootstrap state) as a channels-last (B, C, h, w) tensor.
+
+    One conversion per update serves all three forward passes (target and online on the
+    next state, online on the state). Channels-last is oneDNN's native layout: measured on
+    a float32 CPU update (one thread, 84x84x4), the first convolution's forward ran 2.4x
+    faster and its weight gradient 2.3x (batch 32) to 3.9x (batch 256) faster than in
+    NCHW, where oneDNN reorders every call (docs/training.md "CPU speed"). The conversion
+    and the permute are one copy into ``out``, reused across updates when given: a fresh
+    58 MB block per batch-256 update is a fresh mmap, and its page faults cost more than
+    the copy (25 ms vs 12 ms here).
+    """
+    n, two, c, h, w = states.shape
+    shape = (two, n, h, w, c)
+    if out is None or tuple(out.shape) != shape or out.device != states.device:
+        out = torch.empty(shape, dtype=torch.float32, device=states.device)
+    return out.copy_(states.permute(1, 0, 3, 4, 2))
+
+
 class Learner:
     """Holds the networks and the optimizer; ``update`` performs one gradient step."""
 
@@ -76,8 +96,13 @@ class Learner:
         self.device = device
         self.cuda = device.type == "cuda"
         c, h, w = state_shape
-        self.online = QNetwork(c, n_actions, height=h, width=w, dueling=config.dueling).to(device)
-        self.target = QNetwork(c, n_actions, height=h, width=w, dueling=config.dueling).to(device)
+        # Channels-last weights and inputs (network_inputs): oneDNN's (and cuDNN's) native layout.
+        self.online = QNetwork(c, n_actions, height=h, width=w, dueling=config.dueling).to(
+            device, memory_format=torch.channels_last
+        )
+        self.target = QNetwork(c, n_actions, height=h, width=w, dueling=config.dueling).to(
+            device, memory_format=torch.channels_last
+        )
         self.target.load_state_dict(self.online.state_dict())
         self.target.requires_grad_(False)
         if self.cuda:
@@ -100,6 +125,7 @@ class Learner:
             )
         self.amp_dtype = torch.bfloat16 if config.amp and (self.cuda or cpu_supports_bf16()) else None
         self.updates = 0
+        self._inputs: torch.Tensor | None = None  # network_inputs' buffer
         self._graph: torch.cuda.CUDAGraph | None = None
         self._static_in: tuple[torch.Tensor, ...] | None = None
         self._static_out: torch.Tensor | None = None
@@ -117,7 +143,8 @@ class Learner:
         self, states: torch.Tensor, actions: torch.Tensor, returns: torch.Tensor, discounts: torch.Tensor
     ) -> torch.Tensor:
         cfg = self.config
-        obs, nxt = states[:, 0], states[:, 1]
+        self._inputs = network_inputs(states, self._inputs)
+        obs, nxt = (x.permute(0, 3, 1, 2) for x in self._inputs)
         with self._autocast():
             with torch.no_grad():
                 q_next_target = self.target(nxt)
