@@ -41,13 +41,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import math
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -150,9 +151,17 @@ def rate(fn: Callable[[], object], seconds: float, min_calls: int = 5) -> tuple[
     return n / (time.perf_counter() - t0), n / max(time.process_time() - c0, 1e-9)
 
 
+def _onednn_linear_flops(x_shape: Sequence[int], w_shape: Sequence[int], *_args: object, **_kw: object) -> int:
+    """x @ w.T: 2 FLOPs per multiply-add (trainer/onednn_linear.py's op, unknown to torch's counter)."""
+    return 2 * math.prod(x_shape) * w_shape[0]
+
+
 def flops_of(fn: Callable[[], object]) -> float:
     """FLOPs of one call of ``fn`` (forward and backward), as torch's FLOP counter sees them."""
-    with FlopCounterMode(display=False) as counter:
+    custom = {}
+    if hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+        custom[torch.ops.mkldnn._linear_pointwise] = _onednn_linear_flops
+    with FlopCounterMode(display=False, custom_mapping=custom) as counter:
         fn()
     return float(counter.get_total_flops())
 

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from dataset.errors import ConfigError
+from trainer.allocator import keep_freed_memory
 from trainer.config import Algo, DeviceChoice, TrainConfig
 from trainer.loss import q_learning_loss
 from trainer.network import QNetwork
@@ -96,6 +97,8 @@ class Learner:
         self.device = device
         self.cuda = device.type == "cuda"
         c, h, w = state_shape
+        if not self.cuda:
+            keep_freed_memory()  # each update reuses the last one's pages (trainer/allocator.py)
         # Channels-last weights and inputs (network_inputs): oneDNN's (and cuDNN's) native layout.
         self.online = QNetwork(c, n_actions, height=h, width=w, dueling=config.dueling).to(
             device, memory_format=torch.channels_last
@@ -105,6 +108,10 @@ class Learner:
         )
         self.target.load_state_dict(self.online.state_dict())
         self.target.requires_grad_(False)
+        #: What the update calls for the online network's Q-values: ``online`` itself, or
+        #: ``online`` in DistributedDataParallel (trainer/distributed.py), which averages its
+        #: gradients over the ranks.
+        self.online_forward: nn.Module = self.online
         if self.cuda:
             # Fused + capturable Adam: one kernel per step, and no host sync, so it can
             # live inside a CUDA graph.
@@ -148,8 +155,8 @@ class Learner:
         with self._autocast():
             with torch.no_grad():
                 q_next_target = self.target(nxt)
-                q_next_online = None if cfg.algo is Algo.DQN else self.online(nxt)
-            q = self.online(obs)
+                q_next_online = None if cfg.algo is Algo.DQN else self.online_forward(nxt)
+            q = self.online_forward(obs)
         out = q_learning_loss(
             q, q_next_target, q_next_online, actions, returns, discounts,
             algo=cfg.algo, cql_alpha=cfg.cql_alpha, huber_delta=cfg.huber_delta,
