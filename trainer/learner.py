@@ -301,9 +301,12 @@ class DeviceFeeder:
             self._consumed = [torch.cuda.Event() for _ in range(2)]
             self._slot = 0
             self._pending: int | None = None
+            #: The generator's state before each slot's batch was drawn (see ``checkpoint_rng``).
+            self._rng_before: list[dict[str, Any]] = [{}, {}]
 
     def _sample_into_host(self, slot: int) -> None:
         states, actions, returns, discounts = self._host[slot]
+        self._rng_before[slot] = self.rng.bit_generator.state
         batch = self.store.sample(self.batch_size, self.rng, out=states.numpy())
         actions.numpy()[:] = batch.actions
         returns.numpy()[:] = batch.returns
@@ -335,6 +338,19 @@ class DeviceFeeder:
             self._pending = self._prefetch()
         torch.cuda.current_stream().wait_event(self._copied[self._pending])
         return self._staging[self._pending]  # type: ignore[return-value]
+
+    def checkpoint_rng(self) -> np.random.Generator:
+        """The sampler's generator as a checkpoint must hold it: before the batch drawn ahead.
+
+        On CUDA the next batch is sampled while the current update runs, so ``rng`` is one
+        batch ahead of the learner; a run resumed from ``rng`` would skip that batch. This is
+        the generator as it was before drawing it: the resumed run draws the same batches.
+        """
+        if not self.cuda or self._pending is None:
+            return self.rng
+        rng = np.random.Generator(type(self.rng.bit_generator)())
+        rng.bit_generator.state = self._rng_before[self._pending]
+        return rng
 
     def release(self) -> None:
         """Mark the batch from ``next()`` consumed (after its update is queued) and prefetch.

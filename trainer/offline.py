@@ -232,14 +232,17 @@ def train_offline(
     elif resume and started and main:  # stopped before its first checkpoint: nothing learned was kept
         print(f"resuming {run_dir} from update 0 (it has no checkpoint yet)", file=sys.stderr, flush=True)
 
+    feeder = DeviceFeeder(sampler, rng, batch_size, device)
+
     def save() -> Path:
+        at = feeder.checkpoint_rng()  # on CUDA, before the batch sampled ahead
         if ranks is None:
-            return save_run_checkpoint(run_dir, training_state(learner, config, info, rng),
+            return save_run_checkpoint(run_dir, training_state(learner, config, info, at),
                                        keep=config.keep_checkpoints)  # fmt: skip
-        rngs = ranks.gather(rng_state(rng))  # every rank's sampler, so a resume carries on each one
+        rngs = ranks.gather(rng_state(at))  # every rank's sampler, so a resume carries on each one
         if not main:
             return checkpoint_path(run_dir, learner.updates)
-        state = training_state(learner, config, info, rng)
+        state = training_state(learner, config, info, at)
         state["rank_rngs"] = rngs
         return save_run_checkpoint(run_dir, state, keep=config.keep_checkpoints)
 
@@ -278,7 +281,7 @@ def train_offline(
                                 ups=f"{values['updates_per_s']:.1f}")  # fmt: skip
 
         done = train_loop(
-            learner, DeviceFeeder(sampler, rng, batch_size, device), target=config.updates,
+            learner, feeder, target=config.updates,
             log_every=config.log_every, checkpoint_every=config.checkpoint_every, save=save, log=log, stop=loop_stop,
             pace=None if ranks is None else agree,
             after_update=None if bar is None else lambda _u: bar.update(1),
