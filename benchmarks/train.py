@@ -322,6 +322,17 @@ def main() -> None:
                 print(f"batch {b}: {ours_name} / {their} updates/s = "
                       f"{best[(ours_name, b)] / best[(their, b)]:.2f}x wall-clock, "
                       f"{max(cpus[(ours_name, b)]) / max(cpus[(their, b)]):.2f}x per CPU-s (target >= 1.5x)")
+    gpu_target(best, device)
+
+
+def gpu_target(best: dict[tuple[str, int], float], device: torch.device) -> None:
+    """Issue 13's GPU target: >= 5,000 updates/s at batch 32 with the Nature CNN on one modern GPU."""
+    if device.type != "cuda":
+        return
+    name = torch.cuda.get_device_name()
+    for (what, b), rate_ in sorted(best.items()):
+        if b == 32 and what.startswith("sonic-rl") and "sampling" not in what:
+            print(f"{name}: {what} at batch 32 = {rate_:,.0f} updates/s (target >= 5,000)")
 
 
 if __name__ == "__main__":
