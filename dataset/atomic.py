@@ -31,6 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from dataset import portability
+
 __all__ = [
     "TEMP_MARK",
     "atomic_write",
@@ -68,7 +70,7 @@ def temp_path_for(final: Path) -> Path:
 
 def fsync_dir(directory: Path) -> None:
     """Make a rename in ``directory`` durable (no-op where folders cannot be opened: Windows)."""
-    if os.name == "nt":
+    if not portability.can_fsync_folders():
         return
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)

@@ -10,23 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
-
-from dataset.errors import ConfigError, SonicRLError
+from dataset import portability
+from dataset.errors import ConfigError
 from recorder import protocol as p
+from recorder.emulator import EMULATOR_KINDS
 from recorder.profile import load_profile
+from recorder.progress import Bar, echo
 from recorder.server import EpisodeSummary, PolicyFactory, Recorder, ServerConfig
 from recorder.supervisor import ClientSupervisor, spawn_client
 
-__all__ = ["RecordConfig", "RecordResult", "record", "start_client", "start_retro_client", "start_server"]
+__all__ = ["RecordConfig", "RecordResult", "record", "start_client", "start_server"]
 
 log = logging.getLogger("sonic_rl.recorder")
 
@@ -37,7 +36,9 @@ class RecordConfig:
 
     out: Path | None
     game: str | None = None
-    emulator: str = "none"  # "none": wait for external clients (BizHawk); "retro": start embedded clients
+    #: "none": wait for external clients (BizHawk); "retro" (stable-retro) or "ale" (ale-py): start embedded
+    #: clients of that kind (recorder.emulator.EMULATOR_KINDS).
+    emulator: str = "none"
     policy: str = "random"
     mode: str | None = None  # "human" | "policy"; default: policy with --emulator retro, else human
     episodes: int | None = None
@@ -50,10 +51,12 @@ class RecordConfig:
     token: str | None = None
     step_timeout: float = 10.0
     progress: bool = True
-    state: str | None = None  # stable-retro start state for embedded clients
+    state: str | None = None  # stable-retro start state for embedded clients (ALE games have one)
+    #: The progress bar's label: "record", or "eval" for ``sonic-train eval``.
+    label: str = "record"
 
     def server_config(self) -> ServerConfig:
-        mode = self.mode or ("policy" if self.emulator == "retro" else "human")
+        mode = self.mode or ("policy" if self.emulator != "none" else "human")
         return ServerConfig(
             out=self.out,
             host=self.host,
@@ -68,7 +71,7 @@ class RecordConfig:
             seed=self.seed,
             step_timeout=self.step_timeout,
             episodes_per_client=(
-                -(-self.episodes // self.clients) if self.emulator == "retro" and self.episodes else None
+                -(-self.episodes // self.clients) if self.emulator != "none" and self.episodes else None
             ),
         )
 
@@ -78,6 +81,9 @@ class RecordResult:
     episodes: list[EpisodeSummary] = field(default_factory=list)
     steps: int = 0
     frames: int = 0
+    #: Recording time: from the first episode's start to the last one's save (not the emulators'
+    #: start-up, nor the wait for BizHawk to connect, nor the shutdown), so frames/s is the
+    #: recording speed (issue 12).
     seconds: float = 0.0
     interrupted: bool = False
 
@@ -91,18 +97,21 @@ def record(
     policy_factory: PolicyFactory | None = None,
     on_episode: Callable[[EpisodeSummary], None] | None = None,
 ) -> RecordResult:
-    """Serve (and play, with ``emulator="retro"``) until the episode budget is spent or a signal arrives."""
-    if config.emulator not in ("none", "retro"):
-        raise ConfigError(f"--emulator must be 'retro' or left out (BizHawk), got {config.emulator!r}")
-    if config.emulator == "retro":
+    """Serve (and play, with an embedded ``emulator``) until the episode budget is spent or a signal arrives."""
+    kinds = " or ".join(repr(k) for k in EMULATOR_KINDS)
+    if config.emulator != "none" and config.emulator not in EMULATOR_KINDS:
+        raise ConfigError(f"--emulator must be {kinds} or left out (BizHawk), got {config.emulator!r}")
+    if config.emulator != "none":
+        example = {"retro": "Airstriker-Genesis-v0", "ale": "breakout"}.get(config.emulator, "ID")
         if not config.game:
-            raise ConfigError("--emulator retro needs --game (e.g. --game Airstriker-Genesis-v0)")
+            raise ConfigError(f"--emulator {config.emulator} needs --game (e.g. --game {example})")
         if config.episodes is None:
-            raise ConfigError("--emulator retro needs --episodes N (how many episodes to record)")
+            raise ConfigError(f"--emulator {config.emulator} needs --episodes N (how many episodes to record)")
         if config.clients < 1:
             raise ConfigError(f"--clients must be at least 1, got {config.clients}")
-        if not load_profile(config.game).retro_game:
-            raise ConfigError(f"profile {config.game} names no stable-retro game; it can only be played in BizHawk")
+        if config.state and config.emulator != "retro":
+            raise ConfigError("--state names a stable-retro start state; ALE games have one start")
+        load_profile(config.game).embedded_game(config.emulator)  # ProfileError: which emulator runs it
     return asyncio.run(_record(config, policy_factory, on_episode))
 
 
@@ -121,8 +130,7 @@ async def _record(
         result.interrupted = True
         recorder.shutdown()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig.name)
+    restore_signals = portability.on_signals(loop, on_signal)
     server_task, url = await start_server(recorder)
     # With no policy object from the caller, --policy (random/scripted) runs inside each
     # emulator process and streams (client-policy mode): no lockstep round trip per step.
@@ -130,25 +138,21 @@ async def _record(
     embedded = config.emulator != "none"
     clients = ClientSupervisor(lambda i: start_client(config, url, i, client_policy), config.clients if embedded else 0)
     if not embedded:
-        print("waiting for the BizHawk tool to connect (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        echo("waiting for the BizHawk tool to connect (Ctrl-C to stop)")
     watch = asyncio.create_task(_watch(recorder, clients, config, result))
     try:
         await server_task
     finally:
         watch.cancel()
         await clients.reap_all()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        restore_signals()
     result.episodes = list(recorder.stats.episodes)
     result.steps = recorder.stats.steps
     result.frames = recorder.stats.frames
-    result.seconds = time.monotonic() - recorder.stats.started
+    result.seconds = recorder.stats.recording_seconds()
     failed = clients.failed()
     if failed and not result.interrupted and config.episodes is not None and len(result.episodes) < config.episodes:
-        raise SonicRLError(
-            f"{len(failed)} emulator client(s) failed (exit {failed[0].returncode}) before "
-            f"{config.episodes} episodes were recorded; see the messages above"
-        )
+        raise clients.failure(f"before {config.episodes} episodes were recorded")
     return result
 
 
@@ -166,32 +170,29 @@ async def start_server(recorder: Recorder) -> tuple[asyncio.Task[None], str]:
         server_task.result()
     url = f"ws://{config.host}:{recorder.port}"
     # Tools and tests wait for this exact line (docs/protocol.md, docs/bizhawk.md).
-    print(f"listening on {url}", file=sys.stderr, flush=True)
+    echo(f"listening on {url}")
     return server_task, url
 
 
 def start_client(
     config: RecordConfig, url: str, index: int, policy: str | None = None
 ) -> subprocess.Popen[bytes]:
-    """Start embedded client ``index`` of the kind ``config.emulator`` names (``recorder.supervisor`` watches it)."""
-    if config.emulator == "retro":
-        return start_retro_client(config, url, index, policy)
-    raise ConfigError(f"there is no embedded client for --emulator {config.emulator!r}")
+    """Start embedded client ``index`` of the kind ``config.emulator`` names (``recorder.supervisor`` watches it).
 
-
-def start_retro_client(
-    config: RecordConfig, url: str, index: int, policy: str | None = None
-) -> subprocess.Popen[bytes]:
-    """Start embedded client ``index``; with ``policy`` it plays that policy itself (seed + index)."""
-    profile = load_profile(str(config.game))
-    # The emulator runs the profile's stable-retro game; HELLO names the profile as the user gave it
-    # (an id, or a .toml path the recorder loads).
-    cmd = [sys.executable, "-m", "recorder.retro_client", "--url", url, "--game", profile.retro_game,
-           "--profile", str(config.game)]  # fmt: skip
+    With ``policy`` it plays that policy itself (seed + index).
+    """
+    if config.emulator not in EMULATOR_KINDS:
+        raise ConfigError(f"there is no embedded client for --emulator {config.emulator!r}")
+    module, _ = EMULATOR_KINDS[config.emulator]
+    # The emulator runs the profile's game for that emulator; HELLO names the profile as the user gave
+    # it (an id, or a .toml path the recorder loads).
+    game = load_profile(str(config.game)).embedded_game(config.emulator)
+    cmd = [sys.executable, "-m", module, "--url", url, "--game", game, "--profile", str(config.game)]
     if config.token:
         cmd += ["--token", config.token]
     if policy:
-        cmd += ["--policy", policy, "--seed", str(config.seed + index)]
+        cmd += ["--policy", policy]
+    cmd += ["--seed", str(config.seed + index)]
     if config.state:
         cmd += ["--state", config.state]
     return spawn_client(cmd, index)
@@ -199,22 +200,16 @@ def start_retro_client(
 
 async def _watch(recorder: Recorder, clients: ClientSupervisor, config: RecordConfig, result: RecordResult) -> None:
     """Progress bar, and stop when every embedded client has exited."""
-    total = config.episodes
-    bar = tqdm(total=total, unit="ep", desc="recording", disable=not config.progress, dynamic_ncols=True)
-    seen = 0
-    try:
-        while True:
-            await asyncio.sleep(0.25)
-            stats = recorder.stats
-            elapsed = max(time.monotonic() - stats.started, 1e-9)
-            new = len(stats.episodes) - seen
-            if new:
-                bar.update(new)
-                seen += new
-            bar.set_postfix(steps=stats.steps, fps=f"{stats.frames / elapsed:,.0f}", clients=stats.connections,
-                            refresh=True)  # fmt: skip
-            if clients.all_exited():
-                recorder.shutdown()
-                return
-    finally:
-        bar.close()
+    stats = recorder.stats
+    with Bar(config.episodes, config.label, "ep", enabled=config.progress) as bar:
+        try:
+            while True:
+                await asyncio.sleep(0.25)
+                bar.set_n(len(stats.episodes))
+                fps = stats.frames / max(stats.recording_seconds(live=True), 1e-9)
+                bar.set_postfix(f"steps={stats.steps}, fps={fps:,.0f}, clients={stats.connections}")
+                if clients.all_exited():
+                    recorder.shutdown()
+                    return
+        finally:  # cancelled when the budget is spent: the bar ends on the last episodes, not before them
+            bar.set_n(len(stats.episodes))

@@ -45,7 +45,8 @@ from dataset.errors import (
 from recorder import __version__
 from recorder import protocol as p
 from recorder.action_set import ActionSet
-from recorder.policy import Policy, PolicyInput, make_policy
+from recorder.console_system import system_mismatch
+from recorder.policy import EndEpisode, Policy, PolicyInput, make_policy
 from recorder.profile import EpisodeJudge, GameProfile, find_profile_for_rom, load_profile
 
 __all__ = ["STATUS_EVERY_STEPS", "EpisodeSummary", "PolicyFactory", "Recorder", "RecorderStats", "ServerConfig"]
@@ -130,6 +131,16 @@ class RecorderStats:
     connections: int = 0
     started: float = field(default_factory=time.monotonic)
     episodes: list[EpisodeSummary] = field(default_factory=list)
+    #: When the first episode was claimed and the last one ended (``time.monotonic``).
+    first_episode_at: float | None = None
+    last_episode_at: float | None = None
+
+    def recording_seconds(self, *, live: bool = False) -> float:
+        """From the first episode's start to the last one's end (``live``: to now): what frames/s is over."""
+        if self.first_episode_at is None:
+            return 0.0
+        end = time.monotonic() if live or self.last_episode_at is None else self.last_episode_at
+        return end - self.first_episode_at
 
 
 class Recorder:
@@ -151,6 +162,8 @@ class Recorder:
         self.ready = asyncio.Event()
         self.done = asyncio.Event()  # budget spent or shut down
         self._stopping = False
+        #: Why episodes still open when the recorder stops end (saved as truncated).
+        self.stop_reason = EndReason.INTERRUPTED
         self._claimed = 0
         self._connections: set[Connection] = set()
         self._n_connections = 0
@@ -171,10 +184,13 @@ class Recorder:
         if self.config.episodes is not None and self._claimed >= self.config.episodes:
             return False
         self._claimed += 1
+        if self.stats.first_episode_at is None:
+            self.stats.first_episode_at = time.monotonic()
         return True
 
     def episode_finished(self, summary: EpisodeSummary) -> None:
         self.stats.episodes.append(summary)
+        self.stats.last_episode_at = time.monotonic()
         if self.on_episode is not None:
             self.on_episode(summary)
         if self.config.episodes is not None and len(self.stats.episodes) >= self.config.episodes:
@@ -198,11 +214,12 @@ class Recorder:
             await self.done.wait()
             await self._close_all()
 
-    def shutdown(self) -> None:
-        """Ctrl-C / SIGTERM: save every open episode as truncated, tell clients, stop serving."""
+    def shutdown(self, reason: EndReason = EndReason.INTERRUPTED) -> None:
+        """Save every open episode as truncated (``reason``: Ctrl-C / SIGTERM, or a spent budget), stop serving."""
         if self._stopping:
             return
         self._stopping = True
+        self.stop_reason = reason
         self.done.set()
 
     async def _close_all(self) -> None:
@@ -285,11 +302,16 @@ class Connection:
         """The recorder is stopping: save the open episode as truncated and say goodbye."""
         async with self._lock:
             if self.writer is not None:
-                await self._end_episode(EndReason.INTERRUPTED, notify=True)
+                await self._end_episode(self.recorder.stop_reason, notify=True)
             self.stopped = True
             with contextlib.suppress(ConnectionClosed):
                 await self.ws.send(p.encode(p.Stop(p.StopReason.SHUTDOWN, "the recorder is shutting down")))
-                await self.ws.close(ErrorCode.GOING_AWAY, "recorder shutting down")
+        # The close handshake waits for the client's close frame, which queues behind the steps it
+        # streamed meanwhile: run() must go on draining them (it drops them: `stopped`), so the lock
+        # is released first. Held, the queue filled, reading paused, and every `record` waited out
+        # websockets' 10 s close timeout after its last episode (issue 12).
+        with contextlib.suppress(ConnectionClosed):
+            await self.ws.close(ErrorCode.GOING_AWAY, "recorder shutting down")
 
     async def _fail(self, code: int, message: str) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -368,6 +390,9 @@ class Connection:
         return found
 
     def _check_client(self, hello: p.Hello, profile: GameProfile) -> None:
+        wrong_system = system_mismatch(hello.system, profile.id, profile.system)
+        if wrong_system:  # the RAM and buttons of another console would only add noise to the message
+            raise ProtocolError(wrong_system, ErrorCode.BAD_CONFIG)
         problems = []
         if hello.ram_size != profile.ram_size:
             problems.append(f"RAM is {hello.ram_size} bytes, the profile expects {profile.ram_size}")
@@ -524,22 +549,27 @@ class Connection:
                 return
             self.episode += 1
         self._open_episode(obs.rgb(), obs.ram_array(), msg.frame, bytes(msg.start_state))
-        if self.mode == p.Mode.POLICY:
-            await self._act(obs)
+        if self.mode == p.Mode.POLICY and (end := await self._act(obs)) is not None:
+            await self._episode_over(end)
 
-    async def _act(self, obs: p.Observation) -> None:
+    async def _act(self, obs: p.Observation) -> EndReason | None:
+        """Send the policy's ACTION; or, when it answers EndEpisode, send nothing and return its reason."""
         assert self.policy is not None and self.profile is not None
         ram = obs.ram_array()
         # obs.rgb is passed uncalled: the screen is decoded only if the policy looks at it.
         pobs = PolicyInput(obs.rgb, ram, self.profile.read_variables(ram), self.steps)
         act_async = getattr(self.policy, "act_async", None)
-        action = int(await act_async(pobs)) if act_async is not None else int(self.policy.act(pobs))
+        answer = await act_async(pobs) if act_async is not None else self.policy.act(pobs)
+        if isinstance(answer, EndEpisode):
+            return answer.reason
+        action = int(answer)
         assert self.actions is not None
         if not 0 <= action < len(self.actions):
             raise RuntimeError(f"policy {self.policy.policy_id} chose action {action} outside the action set")
         version = int(getattr(self.policy, "version", 0))
         self.pending_action = p.Action(self.next_seq, self.actions.mask(action), action, version)
         await self._send(self.pending_action)
+        return None
 
     def _on_dropped(self, msg: p.FramesDropped) -> None:
         log.warning(
@@ -599,7 +629,7 @@ class Connection:
         self.recorder.stats.steps += 1
         self.recorder.stats.frames += n
         if end is None and self.mode == p.Mode.POLICY:
-            await self._act(obs)  # reply first: the client waits on it, the file does not
+            end = await self._act(obs)  # reply first: the client waits on it, the file does not
         frame = obs.rgb()
         self.writer.step(
             frame=frame,

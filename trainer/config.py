@@ -260,9 +260,10 @@ class OnlineConfig:
 
     #: The run folder trained by ``sonic-train offline`` (``--resume RUN``).
     run_dir: str
-    emulator: str = flag("none", click_type=click.Choice(["none", "retro"]),
-                         help="none: wait for BizHawk in policy mode; retro: start embedded stable-retro clients.")
-    clients: int = flag(1, help="Embedded clients (--emulator retro).")
+    emulator: str = flag("none", click_type=click.Choice(["none", "retro", "ale"]),
+                         help="none: wait for BizHawk in policy mode; retro / ale: start embedded stable-retro "
+                              "(Genesis) / ale-py (Atari 2600) clients.")  # fmt: skip
+    clients: int = flag(1, help="Embedded clients (--emulator retro or ale).")
     out: str = flag("", help="Folder for the new episodes (default: RUN/online, or the one used before).")
     steps: int = flag(100_000, help="Stop when the run's online episodes hold this many environment steps in total.")
     updates: int = flag(0, help="Stop after this many online updates in total (0: no limit besides --steps).")
@@ -293,14 +294,17 @@ class OnlineConfig:
     token: str | None = flag(None, help="Shared secret clients must send (required off loopback).")
     seed: int = flag(0, help="Seed of the exploration and the emulators.")
     batch_window_ms: float = flag(2.0, help="How long the actor waits to batch observations from several clients.")
-    progress_every_s: float = flag(5.0, name="--progress-every", help="Seconds between progress lines.")
+    progress_every_s: float = flag(5.0, name="--progress-every",
+                                   help="Seconds between status lines when the output is not a terminal "
+                                        "(at a terminal: a progress bar).")  # fmt: skip
+    progress: bool = flag(True, name="--no-progress", help="No progress bar or status lines.")
     tensorboard: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "device", DeviceChoice(self.device))
         require(
             self,
-            ("emulator", self.emulator in ("none", "retro"), "must be retro or none (BizHawk)"),
+            ("emulator", self.emulator in ("none", "retro", "ale"), "must be retro, ale or none (BizHawk)"),
             ("clients", self.clients >= 1, "must be at least 1"),
             ("steps", self.steps >= 1, "must be at least 1"),
             ("updates", self.updates >= 0, "must be non-negative (0: no limit)"),

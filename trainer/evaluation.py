@@ -131,14 +131,17 @@ def evaluate(config: EvalConfig) -> EvalReport:
         torch.set_num_threads(1)
     policy, dataset = load_policy(checkpoint, device=dev, epsilon=config.epsilon, seed=config.seed)
     spec = GameSpec.of_checkpoint(dataset)
+    profile = load_profile(spec.game)
     spec.require_match(
-        GameSpec.of_profile(load_profile(spec.game)), mine="the checkpoint was trained on",
+        GameSpec.of_profile(profile), mine="the checkpoint was trained on",
         theirs="the installed profile has", error=ConfigError, fix="use a matching sonic-rl version",
     )  # fmt: skip
+    if not profile.embedded_emulators:
+        raise ConfigError(f"{spec.game} runs in no embedded emulator (its profile has no [retro] or [ale] game)")
     record_config = RecordConfig(
         out=config.record_dir,
         game=spec.game,
-        emulator="retro",
+        emulator=profile.embedded_emulators[0],
         policy=policy.policy_id,
         mode="policy",
         episodes=config.episodes,
@@ -148,6 +151,7 @@ def evaluate(config: EvalConfig) -> EvalReport:
         seed=config.seed,
         port=0,
         progress=config.progress,
+        label="eval",
     )
 
     def factory(_profile: GameProfile, _seed: int) -> Policy:

@@ -20,18 +20,16 @@ import contextlib
 import dataclasses
 import functools
 import json
-import sys
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from dataset.errors import ConfigError, DatasetError
+from recorder.progress import Bar, echo
 from trainer.checkpoint import (
     checkpoint_path,
     latest_checkpoint,
@@ -99,7 +97,7 @@ def prepare_run(
     elif config.files:
         # Killed before it saved anything (config.json comes first): --resume starts the run, so
         # "resume with --resume" is always the right thing to do after an interruption.
-        print(f"nothing saved in {run_dir} yet; starting the run", file=sys.stderr, flush=True)
+        echo(f"nothing saved in {run_dir} yet; starting the run")
         return config
     else:
         raise ConfigError(
@@ -133,13 +131,26 @@ def open_store(
     files = [Path(f) for f in config.files]
     if not files:
         raise DatasetError("no episode files matched; pass .h5 files or folders recorded by sonic-rec")
-    cache = FrameCache.open(
-        files,
-        config.preprocess,
-        Path(config.cache_dir) if config.cache_dir else None,
-        fingerprint=fingerprint,
-        progress=(lambda m: print(m, flush=True)) if progress else None,
-    )
+    bar: Bar | None = None
+
+    def report(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:  # only when the cache is built: opening a built one is instant
+            echo(f"preprocessing {total} episode file(s) into the replay cache")
+            bar = Bar(total, "preprocess", "file")
+        bar.set_n(done)
+
+    try:
+        cache = FrameCache.open(
+            files,
+            config.preprocess,
+            Path(config.cache_dir) if config.cache_dir else None,
+            fingerprint=fingerprint,
+            progress=report if progress else None,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
     return ReplayStore.from_cache(
         cache,
         gamma=config.gamma,
@@ -200,11 +211,8 @@ def train_offline(
                        indent=2) + "\n"
         )  # fmt: skip
     if info.human_steps and main:
-        print(
-            f"{info.mapped_steps} of {info.n_transitions} steps ({100 * info.mapped_share:.1f}%) held "
-            "buttons outside the action set and were mapped to the nearest action",
-            flush=True,
-        )
+        echo(f"{info.mapped_steps} of {info.n_transitions} steps ({100 * info.mapped_share:.1f}%) held "
+             "buttons outside the action set and were mapped to the nearest action")  # fmt: skip
 
     if device.type == "cpu":
         # Bit-for-bit repeatable runs on CPU for a given --seed.
@@ -228,9 +236,9 @@ def train_offline(
         learner.online_forward = ranks.wrap(learner.online, device.type == "cuda")
     start = learner.updates
     if ckpt is not None and main:
-        print(f"resuming {run_dir} from {ckpt.name} (update {start})", file=sys.stderr, flush=True)
+        echo(f"resuming {run_dir} from {ckpt.name} (update {start})")
     elif resume and started and main:  # stopped before its first checkpoint: nothing learned was kept
-        print(f"resuming {run_dir} from update 0 (it has no checkpoint yet)", file=sys.stderr, flush=True)
+        echo(f"resuming {run_dir} from update 0 (it has no checkpoint yet)")
 
     feeder = DeviceFeeder(sampler, rng, batch_size, device)
 
@@ -255,7 +263,7 @@ def train_offline(
 
     def announce(signame: str) -> None:
         if main:
-            print(f"\n{signame}: saving a checkpoint of the current update", file=sys.stderr, flush=True)
+            echo(f"{signame}: saving a checkpoint of the current update")
 
     def agree() -> Pace:
         assert ranks is not None
@@ -269,22 +277,21 @@ def train_offline(
     with (
         stop_on_signals(requested, announce),
         metrics_log as metrics,
-        _progress_bar(progress, config.updates, start) as bar,
+        Bar(config.updates, "train", "upd", enabled=progress, initial=start) as bar,
     ):
         def log(u: int, values: dict[str, float]) -> None:
             if ranks is not None:
                 values = ranks.mean(values, device)  # the global batch's loss, as one process logs it
             if metrics is not None:
                 metrics.write(u, values)
-            if bar is not None:
-                bar.set_postfix(loss=f"{values['loss']:.4f}", q=f"{values['q_mean']:.3f}",
-                                ups=f"{values['updates_per_s']:.1f}")  # fmt: skip
+            bar.set_postfix(f"loss={values['loss']:.4f}, q={values['q_mean']:.3f}, "
+                            f"ups={values['updates_per_s']:.1f}")  # fmt: skip
 
         done = train_loop(
             learner, feeder, target=config.updates,
             log_every=config.log_every, checkpoint_every=config.checkpoint_every, save=save, log=log, stop=loop_stop,
             pace=None if ranks is None else agree,
-            after_update=None if bar is None else lambda _u: bar.update(1),
+            after_update=lambda _u: bar.update(1),
         )  # fmt: skip
     assert done.checkpoint is not None  # at least one update ran, so the loop saved
     return TrainResult(run_dir, done.updates, start, done.checkpoint, done.updates_per_s, done.last_metrics,
@@ -303,17 +310,5 @@ def _restore_rank_rng(rng: np.random.Generator, state: dict[str, Any], ranks: Ra
         state["updates"])))))  # fmt: skip
     rng.bit_generator.state = fresh.bit_generator.state
     if ranks.is_main:
-        print(f"the checkpoint was saved by {len(saved) if saved else 1} process(es), not {ranks.world_size}: "
-              "each rank samples a fresh stream", file=sys.stderr, flush=True)  # fmt: skip
-
-
-@contextmanager
-def _progress_bar(show: bool, total: int, initial: int) -> Iterator[tqdm | None]:
-    if not show:
-        yield None
-        return
-    bar = tqdm(total=total, initial=initial, unit="upd", dynamic_ncols=True, desc="train")
-    try:
-        yield bar
-    finally:
-        bar.close()
+        echo(f"the checkpoint was saved by {len(saved) if saved else 1} process(es), not {ranks.world_size}: "
+             "each rank samples a fresh stream")

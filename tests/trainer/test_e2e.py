@@ -25,6 +25,32 @@ SONIC_TRAIN = [sys.executable, "-c", "from trainer.cli import main; main()"]
 ACTIONS = ("noop", "fire", "left", "right", "left_fire", "right_fire")
 
 
+def run_at_a_terminal(cmd: list[str], timeout: float = 120) -> str:
+    """Run ``cmd`` with standard error on a pseudo-terminal (120 columns); return what it drew there."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 1 << 16)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert proc.wait(timeout=timeout) == 0, out.decode(errors="replace")
+    return out.decode(errors="replace")
+
+
 def run(cmd: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{cmd[3:]} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
@@ -95,7 +121,32 @@ def test_record_train_eval_through_the_commands(tmp_path: Path) -> None:
             assert set(ep.actions().tolist()) <= set(range(len(ACTIONS)))
     assert sorted(round(_episode_return(p), 2) for p in saved) == sorted(returns)
 
+    # At a terminal, eval draws one bar, labelled as evaluation (it used to say "recording:").
+    drawn = run_at_a_terminal([*SONIC_TRAIN, "eval", str(run_dir), "--episodes", "1", "--max-steps", "20"])
+    assert "eval: 100%" in drawn and "1/1" in drawn and "record" not in drawn, drawn
+
 
 def _episode_return(path: Path) -> float:
     with EpisodeReader(path) as ep:
         return float(ep.rewards().sum())
+
+
+def test_atari_recording_trains_offline_and_evaluates_on_ale(tmp_path: Path) -> None:
+    """An ALE recording (210x160 frames, 128 bytes of RAM) is ordinary training data (issue 9 item 4)."""
+    data, run_dir = tmp_path / "data", tmp_path / "run"
+    run([*SONIC_REC, "record", "--emulator", "ale", "--game", "pong", "--policy", "random", "--episodes", "2",
+         "--max-steps", "40", "--out", str(data), "--port", "0", "--no-progress"])  # fmt: skip
+    out = run([*SONIC_TRAIN, "offline", str(data), "--run", str(run_dir), "--updates", "6", "--batch-size", "4",
+               "--n-step", "2", "--target-update", "3", "--log-every", "3", "--checkpoint-every", "6",
+               "--frame-size", "42x42", "--cache-dir", str(tmp_path / "cache"), "--device", "cpu",
+               "--no-progress"]).stdout  # fmt: skip
+    assert "trained 6 updates" in out, out
+    dataset = json.loads((run_dir / "dataset.json").read_text())
+    assert dataset["game"] == "pong" and dataset["n_transitions"] == 80
+    assert tuple(dataset["action_names"]) == ("noop", "fire", "right", "left", "right_fire", "left_fire")
+    out = run([*SONIC_TRAIN, "eval", str(run_dir), "--episodes", "1", "--max-steps", "20", "--record",
+               str(tmp_path / "eval"), "--no-progress"]).stdout  # fmt: skip
+    assert re.match(r"episode 0: return -?[\d.]+, length 20", out), out
+    (played,) = find_episode_files([tmp_path / "eval"])
+    with EpisodeReader(played) as ep:
+        assert ep.meta.system == "A26" and ep.meta.policy_id.startswith("cql@")

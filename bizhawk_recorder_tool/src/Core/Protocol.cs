@@ -138,6 +138,7 @@ namespace SonicRL.Tool
             { 1, "life lost" }, { 2, "game over" }, { 3, "level end" },
             { 16, "step limit" }, { 17, "disconnect" }, { 18, "recorder interrupted" },
             { 19, "client stop" }, { 20, "screen changed" }, { 21, "server stop" },
+            { 22, "budget spent" }, { 23, "agent reset" },
         };
 
         public static string Name(int code)
