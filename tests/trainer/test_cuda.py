@@ -10,14 +10,14 @@ import dataclasses
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from trainer.checkpoint import latest_checkpoint, load_checkpoint
 from trainer.config import Algo, PreprocessConfig, TrainConfig
 from trainer.learner import DeviceFeeder, Learner, seed_everything
-from trainer.offline import open_store, train_offline
+from trainer.offline import open_store
+
+from .conftest import straight_and_resumed
 
 pytestmark = pytest.mark.cuda
 
@@ -83,16 +83,9 @@ def test_a_resumed_cuda_run_draws_the_same_batches_as_an_uninterrupted_one(
     two_episode_files: list[Path], tmp_path: Path
 ) -> None:
     cfg = _config(two_episode_files, tmp_path / "cache", target_update=4)
-    train_offline(cfg, tmp_path / "straight", progress=False, tensorboard=False)
-    train_offline(dataclasses.replace(cfg, updates=3), tmp_path / "split", progress=False, tensorboard=False)
-    result = train_offline(cfg, tmp_path / "split", resume=True, explicit=["updates"], progress=False,
-                           tensorboard=False)  # fmt: skip
-    assert result.updates == 6
-    straight = load_checkpoint(latest_checkpoint(tmp_path / "straight"))  # type: ignore[arg-type]
-    split = load_checkpoint(latest_checkpoint(tmp_path / "split"))  # type: ignore[arg-type]
+    straight, split = straight_and_resumed(cfg, tmp_path)
     # The checkpoint holds the sampler before the batch the CUDA feeder drew ahead, so the
     # resumed run samples exactly what the uninterrupted one did after update 3 ...
     assert straight["rng"]["state"] == split["rng"]["state"]
     # ... and trains to the same weights, up to cuDNN's nondeterministic reductions.
     assert _median_diff(straight["model"], split["model"]) < 1e-5
-    assert np.isfinite(result.last_metrics["loss"])
