@@ -25,7 +25,9 @@ class QNetwork(nn.Module):
     they are on the device. The scaling is folded into the first convolution's
     weights: 8K multiplies per forward instead of one per input value (at batch 256
     the separate multiply took a tenth of a float32 CPU update). Any memory format
-    works; the learner passes channels-last (``trainer.learner.network_inputs``). ``dueling``
+    works; the learner passes channels-last (``trainer.learner.network_inputs``). The linear
+    layers are ``OneDnnLinear`` (an ``nn.Linear`` whose float32 CPU matmuls run in oneDNN,
+    not MKL; trainer/onednn_linear.py). ``dueling``
     splits the head into value and advantage streams, the advantage centred on
     its mean (Wang et al. 2016, eq. 9).
     """
