@@ -21,12 +21,11 @@ Linux (tests/dataset/test_portability.py).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 __all__ = ["POSIX", "can_fsync_folders", "detached_process_kwargs", "on_signals"]
 
@@ -51,7 +50,19 @@ def detached_process_kwargs() -> dict[str, Any]:
     return {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
 
 
-def on_signals(loop: asyncio.AbstractEventLoop, callback: Callable[[str], None]) -> Callable[[], None]:
+class EventLoop(Protocol):
+    """The calls :func:`on_signals` makes on an asyncio event loop. Typed by shape, so the bottom layer
+    imports no asyncio: ``recorder.session`` reaches this module and must stay free of I/O libraries
+    (docs/architecture.md, tests/test_architecture.py)."""
+
+    def add_signal_handler(self, sig: int, callback: Callable[..., object], *args: Any) -> None: ...
+
+    def remove_signal_handler(self, sig: int) -> bool: ...
+
+    def call_soon_threadsafe(self, callback: Callable[..., object], *args: Any) -> Any: ...
+
+
+def on_signals(loop: EventLoop, callback: Callable[[str], None]) -> Callable[[], None]:
     """Call ``callback(signal name)`` on ``loop`` for SIGINT and SIGTERM; returns the function that undoes it.
 
     Must be called from the main thread (Python runs signal handlers there only).

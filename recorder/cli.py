@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from dataset.errors import UsageError
+from dataset.escaping import printable
 from recorder import __version__
 from recorder.console import run_cli
 from recorder.export import export
@@ -119,7 +120,7 @@ def ls_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
         try:
             rows.append(summarize(f))
         except UsageError as exc:
-            click.echo(f"warning: {exc}", err=True)
+            click.echo(f"warning: {printable(exc)}", err=True)
     partial = [left for left in find_leftovers(paths) if left.final_name.endswith(EPISODE_SUFFIX)]
     if as_json:
         click.echo(json.dumps(rows, indent=1, default=str))
@@ -128,6 +129,8 @@ def ls_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
     else:
         df = pd.DataFrame(rows)
         df["file"] = [Path(f).name for f in df["file"]]  # the JSON keeps full paths
+        for col in ("file", "game", "policy"):  # a client chose the policy id (and could craft a file)
+            df[col] = df[col].map(printable)
         if "bytes_per_step" in df.columns:
             df["bytes_per_step"] = df["bytes_per_step"].round().astype(int)
         cols = [c for c in ("file", "game", "steps", "return", "end_reason", "policy", "size", "bytes_per_step")

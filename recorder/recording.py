@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dataset import portability
+from dataset.atomic import check_writable_folder
 from dataset.errors import ConfigError
 from recorder import protocol as p
 from recorder.emulator import EMULATOR_KINDS
 from recorder.profile import load_profile
 from recorder.progress import Bar, echo
 from recorder.server import EpisodeSummary, PolicyFactory, Recorder, ServerConfig
+from recorder.server_config import DEFAULT_MAX_CONNECTIONS
 from recorder.supervisor import ClientSupervisor, spawn_client
 
 __all__ = ["RecordConfig", "RecordResult", "record", "start_client", "start_server"]
@@ -73,6 +75,7 @@ class RecordConfig:
             episodes_per_client=(
                 -(-self.episodes // self.clients) if self.emulator != "none" and self.episodes else None
             ),
+            max_connections=max(DEFAULT_MAX_CONNECTIONS, self.clients),
         )
 
 
@@ -98,6 +101,8 @@ def record(
     on_episode: Callable[[EpisodeSummary], None] | None = None,
 ) -> RecordResult:
     """Serve (and play, with an embedded ``emulator``) until the episode budget is spent or a signal arrives."""
+    if config.out is not None:
+        check_writable_folder(config.out)  # a read-only or full folder: one line now, not 1011s later
     kinds = " or ".join(repr(k) for k in EMULATOR_KINDS)
     if config.emulator != "none" and config.emulator not in EMULATOR_KINDS:
         raise ConfigError(f"--emulator must be {kinds} or left out (BizHawk), got {config.emulator!r}")
@@ -184,8 +189,8 @@ def start_client(
     if config.emulator not in EMULATOR_KINDS:
         raise ConfigError(f"there is no embedded client for --emulator {config.emulator!r}")
     module, _ = EMULATOR_KINDS[config.emulator]
-    # The emulator runs the profile's game for that emulator; HELLO names the profile as the user gave
-    # it (an id, or a .toml path the recorder loads).
+    # The emulator runs the profile's game for that emulator; the client loads the profile as the user
+    # gave it (an id, or a .toml path) and names its id in HELLO.
     game = load_profile(str(config.game)).embedded_game(config.emulator)
     cmd = [sys.executable, "-m", module, "--url", url, "--game", game, "--profile", str(config.game)]
     if config.token:

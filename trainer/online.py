@@ -43,6 +43,7 @@ from recorder import protocol as p
 from recorder.progress import Bar, echo, setup_logging
 from recorder.recording import RecordConfig, start_client, start_server
 from recorder.server import Recorder, ServerConfig
+from recorder.server_config import DEFAULT_MAX_CONNECTIONS
 from recorder.supervisor import ClientSupervisor
 from trainer.config import OnlineConfig
 from trainer.metrics import MetricsLog
@@ -86,6 +87,7 @@ async def _serve(session: OnlineSession) -> tuple[bool, float]:
         out=session.out, host=cfg.host, port=cfg.port, token=cfg.token, game=session.game, mode=p.Mode.POLICY,
         frame_skip=session.frame_skip, max_steps=cfg.max_steps, episodes=None,
         seed=cfg.seed + session.learner.updates, step_timeout=10.0, policy_only=True,
+        max_connections=max(DEFAULT_MAX_CONNECTIONS, cfg.clients),
     )  # fmt: skip
     recorder = Recorder(server_config, session.policy_factory, session.on_episode)
     session.recorder = recorder
