@@ -126,10 +126,12 @@ def learner_alone(run: Path, seconds: float) -> float:
     return logged_rate(run, result.start_update)
 
 
-def online(run: Path, clients: int, seconds: float, device: str, nice: int, cap: float = 0.0) -> tuple[float, float, float]:
+def online(
+    run: Path, clients: int, seconds: float, device: str, nice: int, cap: float = 0.0
+) -> tuple[float, float, float]:
     """(env steps/s, updates/s, mean actor batch) of ``sonic-train online`` with ``clients`` clients for ``seconds``.
 
-    ``cap`` is ``--updates-per-step`` (0: the learner runs flat out).
+    ``cap`` is ``--updates-per-step`` (0: the learner runs flat out), ``nice`` ``--learner-nice``.
     """
     from dataset.catalog import find_episode_files
     from dataset.episode import EpisodeReader
