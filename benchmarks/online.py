@@ -123,7 +123,8 @@ def learner_alone(run: Path, seconds: float) -> float:
                                stop=stop)  # fmt: skip
     finally:
         timer.cancel()
-    return logged_rate(run, result.start_update)
+    # A slow window logs too few rows for a steady-state median: the whole window's rate then.
+    return logged_rate(run, result.start_update) or result.updates_per_s
 
 
 def online(
