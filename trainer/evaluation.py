@@ -27,7 +27,7 @@ from trainer.learner import resolve_device
 from trainer.network import QNetwork
 from trainer.preprocessing import preprocess_frames
 
-__all__ = ["EvalReport", "QPolicy", "evaluate", "load_policy"]
+__all__ = ["EvalReport", "QPolicy", "evaluate", "load_policy", "play"]
 
 
 class QPolicy:
@@ -56,9 +56,12 @@ class QPolicy:
         self._rng = np.random.default_rng(seed)
         self._stack = FrameStack(frame_stack)
         self.last_q: np.ndarray | None = None
+        #: The action this policy played last in the episode (-1: none yet), for --prev-action networks.
+        self.last_action = -1
 
     def reset(self) -> None:
         self._stack.reset()
+        self.last_action = -1
 
     def observe(self, frame: np.ndarray) -> np.ndarray:
         """Push one RGB screen; return the (stack*C, h, w) uint8 state."""
@@ -66,19 +69,22 @@ class QPolicy:
 
     def act(self, obs: PolicyInput) -> int:
         state = self.observe(obs.frame)
+        prev = torch.tensor([self.last_action], device=self.device)
         with torch.inference_mode():
-            q = self.network(torch.from_numpy(state[None]).to(self.device))[0].float().cpu().numpy()
+            q = self.network(torch.from_numpy(state[None]).to(self.device), prev)[0].float().cpu().numpy()
         self.last_q = q
+        action = int(q.argmax())
         if self.epsilon > 0 and self._rng.random() < self.epsilon:
-            return int(self._rng.integers(q.shape[0]))
-        return int(q.argmax())
+            action = int(self._rng.integers(q.shape[0]))
+        self.last_action = action
+        return action
 
 
 @dataclasses.dataclass(frozen=True)
 class EvalReport:
     returns: tuple[float, ...]
     lengths: tuple[int, ...]
-    checkpoint: Path
+    checkpoint: Path | None
     paths: tuple[Path, ...] = ()
 
     @property
@@ -120,8 +126,6 @@ def load_policy(
 
 def evaluate(config: EvalConfig) -> EvalReport:
     """Play ``config.episodes`` episodes with the run's latest checkpoint (or ``config.checkpoint``)."""
-    from recorder.recording import RecordConfig, record
-
     checkpoint = config.checkpoint or latest_checkpoint(Path(config.run_dir))
     if checkpoint is None:
         raise ConfigError(f"{config.run_dir} has no checkpoints; train it with sonic-train offline first")
@@ -135,15 +139,29 @@ def evaluate(config: EvalConfig) -> EvalReport:
         GameSpec.of_profile(load_profile(spec.game)), mine="the checkpoint was trained on",
         theirs="the installed profile has", error=ConfigError, fix="use a matching sonic-rl version",
     )  # fmt: skip
+    return play(policy, game=spec.game, frame_skip=int(dataset["frame_skip"]), config=config,  # type: ignore[call-overload]
+                checkpoint=checkpoint)  # fmt: skip
+
+
+def play(
+    policy: Policy, *, game: str, frame_skip: int, config: EvalConfig, checkpoint: Path | None = None
+) -> EvalReport:
+    """Play ``config.episodes`` episodes of ``game`` with any policy on the embedded emulator, by eval's protocol.
+
+    ``policy.reset()`` is called at every episode start. benchmarks/learn.py plays d3rlpy's
+    policy through this too, so both learners are measured by the same emulator and rules.
+    """
+    from recorder.recording import RecordConfig, record
+
     record_config = RecordConfig(
         out=config.record_dir,
-        game=spec.game,
+        game=game,
         emulator="retro",
         policy=policy.policy_id,
         mode="policy",
         episodes=config.episodes,
         max_steps=config.max_steps,
-        frame_skip=int(dataset["frame_skip"]),  # type: ignore[call-overload]
+        frame_skip=frame_skip,
         clients=1,
         seed=config.seed,
         port=0,

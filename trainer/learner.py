@@ -30,9 +30,9 @@ from dataset.errors import ConfigError
 from trainer.config import Algo, DeviceChoice, TrainConfig
 from trainer.loss import q_learning_loss
 from trainer.network import QNetwork
-from trainer.replay import BatchSampler
+from trainer.replay import Batch, BatchSampler
 
-__all__ = ["DeviceFeeder", "Learner", "cpu_supports_bf16", "resolve_device", "seed_everything"]
+__all__ = ["DeviceFeeder", "Learner", "cpu_supports_bf16", "random_shift", "resolve_device", "seed_everything"]
 
 #: Metrics returned by every update, in this order.
 METRIC_NAMES = ("loss", "td", "cql", "q_mean", "target_mean")
@@ -62,6 +62,21 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(seed))
 
 
+def random_shift(frames: torch.Tensor, pad: int) -> torch.Tensor:
+    """DrQ's augmentation (Kostrikov et al. 2020): pad each image by ``pad`` pixels, repeating the
+    border, and crop it back at a random offset; one offset per sample, the same for its channels.
+
+    Done as two gathers of clamped indices, which is the same as replicate-padding and cropping,
+    works on uint8 and stays inside a CUDA graph.
+    """
+    b, c, h, w = frames.shape
+    shift = torch.randint(0, 2 * pad + 1, (b, 2), device=frames.device) - pad
+    rows = (torch.arange(h, device=frames.device) + shift[:, :1]).clamp(0, h - 1)  # (B, h)
+    cols = (torch.arange(w, device=frames.device) + shift[:, 1:]).clamp(0, w - 1)  # (B, w)
+    out = frames.gather(2, rows[:, None, :, None].expand(b, c, h, w))
+    return out.gather(3, cols[:, None, None, :].expand(b, c, h, w))
+
+
 class Learner:
     """Holds the networks and the optimizer; ``update`` performs one gradient step."""
 
@@ -75,9 +90,8 @@ class Learner:
         self.config = config
         self.device = device
         self.cuda = device.type == "cuda"
-        c, h, w = state_shape
-        self.online = QNetwork(c, n_actions, height=h, width=w, dueling=config.dueling).to(device)
-        self.target = QNetwork(c, n_actions, height=h, width=w, dueling=config.dueling).to(device)
+        self.online = QNetwork.of_config(config, n_actions, state_shape=state_shape).to(device)
+        self.target = QNetwork.of_config(config, n_actions, state_shape=state_shape).to(device)
         self.target.load_state_dict(self.online.state_dict())
         self.target.requires_grad_(False)
         if self.cuda:
@@ -113,38 +127,64 @@ class Learner:
         # casting the online network's weights twice per update (next-state and state passes).
         return torch.autocast(self.device.type, dtype=self.amp_dtype, cache_enabled=not self.cuda)
 
-    def _step(
-        self, states: torch.Tensor, actions: torch.Tensor, returns: torch.Tensor, discounts: torch.Tensor
-    ) -> torch.Tensor:
+    def _step(self, *batch: torch.Tensor) -> torch.Tensor:
         cfg = self.config
+        states, actions, returns, discounts, prev_actions, mc_returns = batch
         obs, nxt = states[:, 0], states[:, 1]
+        if cfg.random_shift:
+            # DrQ (Kostrikov et al. 2020): independent shifts of the state and the bootstrap state.
+            obs, nxt = random_shift(obs, cfg.random_shift), random_shift(nxt, cfg.random_shift)
+        prev, prev_next = (prev_actions[:, 0], prev_actions[:, 1]) if cfg.prev_action else (None, None)
+        logits = None
         with self._autocast():
             with torch.no_grad():
-                q_next_target = self.target(nxt)
-                q_next_online = None if cfg.algo is Algo.DQN else self.online(nxt)
-            q = self.online(obs)
+                q_next_target = self.target(nxt, prev_next)
+                q_next_online = None if cfg.algo is Algo.DQN else self.online(nxt, prev_next)
+            if self.online.distributional:
+                logits = self.online.logits(obs, prev)
+                q = self.online.q_of_logits(logits)
+            else:
+                q = self.online(obs, prev)
         out = q_learning_loss(
             q, q_next_target, q_next_online, actions, returns, discounts,
             algo=cfg.algo, cql_alpha=cfg.cql_alpha, huber_delta=cfg.huber_delta,
-        )
+            logits=logits, support=self.online.support if logits is not None else None,
+            calibration=mc_returns if cfg.cal_ql else None,
+        )  # fmt: skip
         out.loss.backward()
         nn.utils.clip_grad_norm_(self.online.parameters(), cfg.grad_clip, foreach=True)
         self.optimizer.step()
         return torch.stack([out.loss.detach(), out.td, out.cql, out.q_mean, out.target_mean])
 
     def update(
-        self, states: torch.Tensor, actions: torch.Tensor, returns: torch.Tensor, discounts: torch.Tensor
+        self,
+        states: torch.Tensor,
+        actions: torch.Tensor,
+        returns: torch.Tensor,
+        discounts: torch.Tensor,
+        prev_actions: torch.Tensor | None = None,
+        mc_returns: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """One gradient step. Returns the metrics (METRIC_NAMES) as a device tensor.
+        """One gradient step on a batch (``Batch``'s fields in order). Returns the metrics (METRIC_NAMES).
 
-        Reading the metrics forces a device sync, so the loop reads them only when it
-        logs.
+        ``prev_actions`` and ``mc_returns`` may be left out when the config does not use them
+        (--prev-action, --cal-ql). Reading the metrics forces a device sync, so the loop reads
+        them only when it logs.
         """
+        if prev_actions is None:
+            if self.config.prev_action:
+                raise ValueError("--prev-action needs the batch's previous actions")
+            prev_actions = torch.full((actions.shape[0], 2), -1, dtype=torch.int64, device=actions.device)
+        if mc_returns is None:
+            if self.config.cal_ql:
+                raise ValueError("--cal-ql needs the batch's Monte Carlo returns")
+            mc_returns = torch.zeros_like(returns)
+        batch = (states, actions, returns, discounts, prev_actions, mc_returns)
         if self.cuda and self.config.compile:
-            metrics = self._graph_update(states, actions, returns, discounts)
+            metrics = self._graph_update(*batch)
         else:
             self.optimizer.zero_grad(set_to_none=True)
-            metrics = self._step(states, actions, returns, discounts)
+            metrics = self._step(*batch)
         self.updates += 1
         if self.updates % self.config.target_update == 0:
             self.sync_target()
@@ -258,6 +298,8 @@ class DeviceFeeder:
                     torch.empty(batch_size, dtype=torch.int64).pin_memory(),
                     torch.empty(batch_size, dtype=torch.float32).pin_memory(),
                     torch.empty(batch_size, dtype=torch.float32).pin_memory(),
+                    torch.empty((batch_size, 2), dtype=torch.int64).pin_memory(),
+                    torch.empty(batch_size, dtype=torch.float32).pin_memory(),
                 )
                 for _ in range(2)
             ]
@@ -269,11 +311,10 @@ class DeviceFeeder:
             self._pending: int | None = None
 
     def _sample_into_host(self, slot: int) -> None:
-        states, actions, returns, discounts = self._host[slot]
+        states, *rest = self._host[slot]
         batch = self.store.sample(self.batch_size, self.rng, out=states.numpy())
-        actions.numpy()[:] = batch.actions
-        returns.numpy()[:] = batch.returns
-        discounts.numpy()[:] = batch.discounts
+        for host, name in zip(rest, Batch.FIELDS, strict=True):
+            host.numpy()[:] = getattr(batch, name)
 
     def _prefetch(self) -> int:
         slot = self._slot
@@ -287,16 +328,11 @@ class DeviceFeeder:
             self._copied[slot].record(self._copy_stream)
         return slot
 
-    def next(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The next batch on the device. On CUDA, call ``release()`` once it is consumed."""
+    def next(self) -> tuple[torch.Tensor, ...]:
+        """The next batch on the device (``Batch``'s fields in order). On CUDA, call ``release()`` once consumed."""
         if not self.cuda:
             b = self.store.sample(self.batch_size, self.rng)
-            return (
-                torch.from_numpy(b.states),
-                torch.from_numpy(b.actions),
-                torch.from_numpy(b.returns),
-                torch.from_numpy(b.discounts),
-            )
+            return tuple(torch.from_numpy(getattr(b, name)) for name in ("states", *Batch.FIELDS))
         if self._pending is None:
             self._pending = self._prefetch()
         torch.cuda.current_stream().wait_event(self._copied[self._pending])
