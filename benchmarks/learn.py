@@ -11,12 +11,13 @@ One command runs a fixed protocol, every phase with a progress bar and an ETA:
 2. **Offline**: every arm of ``--arms`` (``ARMS``: a named set of learner flags on top of
    ``BASE``) trains ``--updates`` updates per seed on those files, then plays
    ``--eval-episodes`` episodes with ``sonic-train eval``'s protocol (``trainer.evaluation.play``,
-   epsilon ``--eval-epsilon``, the profile's step limit, evaluation seed 10000 + seed).
+   epsilon ``--eval-epsilon``, step limit ``--eval-max-steps`` (default: the profile's),
+   evaluation seed 10000 + seed).
 3. **d3rlpy 2.8.1 DiscreteCQL** (unless ``--skip-d3rlpy``) trains on the identical preprocessed
    frames (our frame cache, 84x84 gray, 4-frame stacks by its ``FrameStackTransitionPicker``),
-   rewards clipped the same way, the same batch, learning rate, gamma, target period, CQL alpha and
-   update budget, per seed, and plays through the same emulator and protocol (its greedy action
-   from ``predict``, the same epsilon and seeds).
+   rewards clipped the same way (``benchmarks/train.py``'s conversion), the same batch, learning
+   rate, gamma, target period, CQL alpha and update budget, per seed, and plays through the same
+   emulator and protocol (its greedy action from ``predict``, the same epsilon and seeds).
 4. **Online**: the ``--online-arm`` run of each seed is copied and fine-tuned with
    ``sonic-train online``'s defaults for ``--online-steps`` env steps, in ``--online-evals``
    equal chunks, each followed by an evaluation (the "no eval below the offline policy at any
@@ -50,12 +51,11 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.train import D3RLPY, d3rlpy_dataset, ensure_d3rlpy  # noqa: E402
 from trainer.config import Algo, Encoder, EvalConfig, OnlineConfig, PreprocessConfig, TrainConfig, ValueLoss  # noqa: E402
 from trainer.evaluation import evaluate, play  # noqa: E402
 from trainer.frame_cache import FrameCache  # noqa: E402
 from trainer.preprocessing import preprocess_frames  # noqa: E402
-
-D3RLPY = "d3rlpy==2.8.1"
 
 #: What every arm shares: the settings of docs/experiments.md's learning check (CQL alpha 0.2,
 #: lr 2.5e-4, 3-step returns), with the target period scaled to the budget (``--target-update``).
@@ -166,36 +166,6 @@ class D3rlpyPolicy:
         return action
 
 
-def ensure_d3rlpy() -> Any:
-    try:
-        import d3rlpy
-
-        return d3rlpy
-    except ImportError:
-        sys.exit(f"d3rlpy is not installed: pip install '{D3RLPY}' (or pip install -e '.[benchmark]'), "
-                 "or pass --skip-d3rlpy")  # fmt: skip
-
-
-def d3rlpy_dataset(cache: FrameCache, frame_stack: int) -> Any:
-    """Our cached frames as a d3rlpy MDPDataset (one observation per step, rewards clipped like ours)."""
-    from d3rlpy.dataset import FrameStackTransitionPicker, MDPDataset
-
-    steps = cache.steps.episode_steps
-    starts = np.concatenate([[0], np.cumsum(steps + 1)[:-1]])
-    obs_rows = np.concatenate([np.arange(s, s + n) for s, n in zip(starts, steps, strict=True)])
-    ends = np.cumsum(steps) - 1
-    timeouts = cache.steps.truncated.copy()
-    timeouts[ends] |= ~cache.steps.terminated[ends]
-    return MDPDataset(
-        observations=np.asarray(cache.frames[obs_rows]),
-        actions=cache.steps.actions.astype(np.int64),
-        rewards=np.clip(cache.steps.rewards, -1, 1).astype(np.float32),
-        terminals=cache.steps.terminated.astype(np.float32),
-        timeouts=timeouts.astype(np.float32),
-        transition_picker=FrameStackTransitionPicker(n_frames=frame_stack),
-    )
-
-
 def train_d3rlpy(cfg: TrainConfig, dataset: Any, seed: int, desc: str) -> Any:
     import d3rlpy
 
@@ -270,11 +240,11 @@ def run_protocol(args: argparse.Namespace) -> Results:
             step(f"eval {arm} seed {seed}: {report.mean_return:.1f}")
             results.save(out / "results.json")
         if not args.skip_d3rlpy:
-            ensure_d3rlpy()
+            ensure_d3rlpy()  # installs d3rlpy==2.8.1 if missing (benchmarks/train.py's rule)
             cfg = train_config(args, "cql", seed, files, cache)  # the shared settings, no options
             if d3_data is None:
                 fc = FrameCache.open(files, cfg.preprocess, cache)
-                d3_data = d3rlpy_dataset(fc, cfg.frame_stack)
+                d3_data = d3rlpy_dataset(fc, None)  # 4-frame stacks, as benchmarks/train.py measures it
                 n_actions = len(fc.info.action_names)
                 frame_skip = fc.info.frame_skip
             torch.set_num_threads(1)
