@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.train import D3RLPY, d3rlpy_dataset, ensure_d3rlpy  # noqa: E402
+from dataset.atomic import atomic_write_text  # noqa: E402
 from trainer.config import Algo, Encoder, EvalConfig, OnlineConfig, PreprocessConfig, TrainConfig, ValueLoss  # noqa: E402
 from trainer.evaluation import evaluate, play  # noqa: E402
 from trainer.frame_cache import FrameCache  # noqa: E402
@@ -193,7 +194,7 @@ class Results:
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+        atomic_write_text(path, json.dumps(dataclasses.asdict(self), indent=2) + "\n")
 
 
 @contextmanager
