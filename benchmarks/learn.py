@@ -2,6 +2,7 @@
 
     python benchmarks/learn.py --out bench/learn [--seeds 0 1 2] [--updates 3000] [--online-steps 6000]
     python benchmarks/learn.py --smoke --out /tmp/learn-smoke        # CI: tiny budgets, every phase
+    python benchmarks/learn.py --out x --speed 6                     # each arm's updates/s only
 
 One command runs a fixed protocol, every phase with a progress bar and an ETA:
 
@@ -379,6 +380,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--online-evals", type=int, default=3, help="Evaluations during the online phase.")
     ap.add_argument("--skip-d3rlpy", action="store_true")
     ap.add_argument("--smoke", action="store_true", help="Tiny budgets for CI: every phase, seconds each.")
+    ap.add_argument("--speed", type=float, default=0.0, metavar="SECONDS",
+                    help="Only measure every arm's updates/s on a random batch for SECONDS each.")
     args = ap.parse_args(argv)
     if args.smoke:
         args.random_episodes, args.scripted_episodes, args.max_steps = 1, 1, 40
@@ -390,8 +393,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> Results:
+def speed(seconds: float) -> None:
+    """Updates/s of every arm on a fixed random batch (84x84, batch 32, one thread): the options' cost alone."""
+    from trainer.learner import Learner
+
+    g = torch.Generator().manual_seed(0)
+    batch = (torch.randint(0, 256, (32, 2, 4, 84, 84), dtype=torch.uint8, generator=g),
+             torch.randint(0, 6, (32,), generator=g), torch.rand(32, generator=g), torch.full((32,), 0.97),
+             torch.randint(-1, 6, (32, 2), generator=g), torch.rand(32, generator=g))  # fmt: skip
+    for arm, kw in ARMS.items():
+        learner = Learner(TrainConfig(device="cpu", **{**BASE, **kw}), (4, 84, 84), 6, torch.device("cpu"))
+        learner.update(*batch)
+        t0, n = time.perf_counter(), 0
+        while time.perf_counter() - t0 < seconds or n < 2:
+            learner.update(*batch)
+            n += 1
+        print(f"{arm}: {n / (time.perf_counter() - t0):.1f} updates/s", flush=True)
+
+
+def main(argv: list[str] | None = None) -> Results | None:
     args = parse_args(argv)
+    if args.speed:
+        torch.set_num_threads(1)
+        speed(args.speed)
+        return None
     ARM_ONLINE[:] = [args.online_arm]
     torch.set_num_threads(1)  # a shared machine: one thread beside the emulator (docs/training.md)
     settings = {
