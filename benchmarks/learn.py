@@ -424,7 +424,7 @@ def main(argv: list[str] | None = None) -> Results | None:
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "arms": {a: train_config(args, a, 0, [], args.out / "cache").learning_dict() for a in args.arms},
         "d3rlpy": None if args.skip_d3rlpy else {"version": D3RLPY, "algo": "DiscreteCQL", "n_frames": 4},
-        "online": OnlineConfig(run_dir="RUN", steps=args.online_steps).to_dict(),
+        "online": OnlineConfig(run_dir="RUN", steps=args.online_steps).to_dict() if args.online_steps else None,
         "python": platform.python_version(), "torch": torch.__version__, "cpu_flags": cpu_flags(),
         "machine": platform.machine(), "commit": _git_rev(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
