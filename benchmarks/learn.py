@@ -234,10 +234,13 @@ def run_protocol(args: argparse.Namespace) -> Results:
             run = runs / f"{arm}-s{seed}"
             with timed(results, f"offline {arm}"):
                 if not (run / "config.json").exists() or _updates(run) < cfg.updates:
-                    train_offline(cfg, run, resume=(run / "config.json").exists(), progress=True, tensorboard=False)
+                    done = train_offline(cfg, run, resume=(run / "config.json").exists(), progress=True,
+                                         tensorboard=False)  # fmt: skip
+                    stop_if(done.interrupted)
             step(f"offline {arm} seed {seed}")
             with timed(results, f"eval {arm}"):
                 report = evaluate(eval_config(args, run, seed))
+                stop_if(len(report.returns) < args.eval_episodes)
             results.offline.setdefault(arm, {})[seed] = list(report.returns)
             step(f"eval {arm} seed {seed}: {report.mean_return:.1f}")
             results.save(out / "results.json")
@@ -257,6 +260,7 @@ def run_protocol(args: argparse.Namespace) -> Results:
                 policy = D3rlpyPolicy(algo, cfg.preprocess, cfg.frame_stack, n_actions, epsilon=args.eval_epsilon,
                                       seed=10_000 + seed)  # fmt: skip
                 report = play(policy, game=args.game, frame_skip=frame_skip, config=eval_config(args, runs, seed))
+                stop_if(len(report.returns) < args.eval_episodes)
             results.offline.setdefault("d3rlpy", {})[seed] = list(report.returns)
             step(f"eval d3rlpy seed {seed}: {report.mean_return:.1f}")
             results.save(out / "results.json")
@@ -269,17 +273,27 @@ def run_protocol(args: argparse.Namespace) -> Results:
             curve.clear()
             for i in range(1, args.online_evals + 1):
                 with timed(results, "online"):
-                    run_online(OnlineConfig(run_dir=str(run), emulator="retro", steps=chunk * i, port=0, seed=seed,
-                                            device="cpu", max_steps=args.max_steps, progress_every_s=30.0,
-                                            checkpoint_every=10**9, tensorboard=False))  # fmt: skip
+                    online = run_online(OnlineConfig(
+                        run_dir=str(run), emulator="retro", steps=chunk * i, port=0, seed=seed, device="cpu",
+                        max_steps=args.max_steps, progress_every_s=30.0, checkpoint_every=10**9, tensorboard=False,
+                    ))  # fmt: skip
+                    stop_if(online.interrupted)
                 step(f"online seed {seed} {chunk * i} steps")
                 with timed(results, "eval online"):
                     report = evaluate(eval_config(args, run, seed))
+                    stop_if(len(report.returns) < args.eval_episodes)
                 curve.append((chunk * i, list(report.returns)))
                 step(f"eval online seed {seed} {chunk * i}: {report.mean_return:.1f}")
                 results.save(out / "results.json")
     overall.close()
     return results
+
+
+def stop_if(interrupted: bool) -> None:
+    """Ctrl-C or SIGTERM reached a phase (it saved what it had): stop the protocol; the same command resumes."""
+    if interrupted:
+        print("\ninterrupted; run the same command to carry on (finished runs are reused)", file=sys.stderr)
+        sys.exit(130)
 
 
 def _updates(run: Path) -> int:
