@@ -1,8 +1,9 @@
 """Recording speed and storage size on the embedded emulator (issue 2's targets).
 
-    python benchmarks/record.py [--steps 3000] [--policy scripted]
+    python benchmarks/record.py [--steps 3000] [--policy scripted] [--emulator ale --game breakout]
 
-Prints, in one run, on Airstriker at frame skip 4 with full frames and RAM recorded:
+Prints, in one run, on Airstriker (or the game given, on stable-retro or ale-py) at frame skip 4
+with full frames and RAM recorded:
 1. bare emulator frames/s: the same stepping, screen and RAM reads and policy, in one process,
    with no recorder;
 2. recording frames/s through the real websocket server and the embedded client process,
@@ -44,13 +45,13 @@ GAME = "Airstriker-Genesis-v0"
 FRAME_SKIP = 4
 
 
-def bare(steps_per_episode: list[int], policy_name: str, seed: int) -> tuple[float, int]:
+def bare(steps_per_episode: list[int], policy_name: str, seed: int, kind: str, game: str) -> tuple[float, int]:
     """Frames/s of the emulator doing what the client does, minus the recorder."""
-    from recorder.retro_client import RetroEmulator
+    from recorder.emulator import emulator_class
 
-    profile = load_profile(GAME)
+    profile = load_profile(game)
     policy = make_policy(policy_name, profile, seed)
-    emu = RetroEmulator(GAME)
+    emu = emulator_class(kind)(profile.embedded_game(kind))  # type: ignore[call-arg]
     masks = profile.action_set(emu.buttons).masks
     frames = 0
     elapsed = 0.0
@@ -78,17 +79,20 @@ def main() -> None:
     ap.add_argument("--max-steps", type=int, default=1500)
     ap.add_argument("--policy", default="random")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--emulator", choices=["retro", "ale"], default="retro")
+    ap.add_argument("--game", default=None, help=f"profile id (default {GAME}, or breakout with --emulator ale)")
     ap.add_argument("--rounds", type=int, default=5,
                     help="recording/bare pairs and codec runs; medians are reported (runs of a few "
                          "seconds on a shared 2-core machine vary by 20%%)")  # fmt: skip
     args = ap.parse_args()
+    game = args.game or (GAME if args.emulator == "retro" else "breakout")
 
     ratios, rec_runs, bare_runs = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
             out = Path(tmp) / f"round{r}"
             config = RecordConfig(
-                out=out, game=GAME, emulator="retro", policy=args.policy, episodes=args.episodes,
+                out=out, game=game, emulator=args.emulator, policy=args.policy, episodes=args.episodes,
                 max_steps=args.max_steps, frame_skip=FRAME_SKIP, port=0, seed=args.seed, progress=False,
             )  # fmt: skip
             record(config)
@@ -101,14 +105,14 @@ def main() -> None:
                     rec_frames += ep.n_steps * FRAME_SKIP
                     rec_seconds += float(ts[-1] - ts[0])
                     disk += f.stat().st_size
-            bare_fps, _ = bare(steps, args.policy, args.seed)
+            bare_fps, _ = bare(steps, args.policy, args.seed, args.emulator, game)
             rec_runs.append(rec_frames / rec_seconds)
             bare_runs.append(bare_fps)
             ratios.append(rec_runs[-1] / bare_fps)
         # Lockstep for comparison: the same policy, played by the recorder (policy mode).
         lock = Path(tmp) / "lockstep"
         lock_config = RecordConfig(
-            out=lock, game=GAME, emulator="retro", policy=args.policy, episodes=args.episodes,
+            out=lock, game=game, emulator=args.emulator, policy=args.policy, episodes=args.episodes,
             max_steps=args.max_steps, frame_skip=FRAME_SKIP, port=0, seed=args.seed, progress=False,
         )  # fmt: skip
         record(lock_config, policy_factory=lambda prof, seed: make_policy(args.policy, prof, seed))
@@ -129,7 +133,7 @@ def main() -> None:
         all_frames, all_ram = np.concatenate(frames), np.concatenate(ram)
         runs = [compare_codecs(all_frames, all_ram, chunk_frames=32) for _ in range(args.rounds)]
     total_steps = sum(steps)
-    raw_per_step = 224 * 320 * 3 + 65536
+    raw_per_step = int(np.prod(all_frames.shape[1:])) + all_ram.shape[1]
     ours_per_step = disk / total_steps
     zstd = {k: float(np.median([r["zstd-3"][k] for r in runs])) for k in runs[0]["zstd-3"]}
     gzip = {k: float(np.median([r["gzip-4"][k] for r in runs])) for k in runs[0]["gzip-4"]}
@@ -144,7 +148,7 @@ def main() -> None:
         ("recording frames/s, client policy (median)", f"{np.median(rec_runs):,.0f}" + runs_text(rec_runs, ",.0f")),
         ("recording / bare (median of rounds)", f"{np.median(ratios):.1%}  (target >= 85%)" + runs_text(ratios, ".1%")),
         ("lockstep (recorder's policy) frames/s, / bare", f"{lock_fps:,.0f}, {lock_fps / np.median(bare_runs):.1%}"),
-        ("raw bytes/step (RGB frame + 64 KiB RAM)", f"{raw_per_step:,}"),
+        ("raw bytes/step (RGB frame + RAM)", f"{raw_per_step:,}"),
         ("our files: bytes/step", f"{ours_per_step:,.0f}"),
         ("our files: ratio to raw", f"{raw_per_step / ours_per_step:,.0f}x  (target >= 100x)"),
         (f"same {len(all_frames)} observations, zstd-3 writer: bytes/step", f"{zstd['bytes_per_step']:,.0f}"),
@@ -155,7 +159,7 @@ def main() -> None:
          + runs_text(speedups, ".1f")),
     ]  # fmt: skip
     width = max(len(k) for k, _ in rows)
-    print(f"sonic-rl recording benchmark: {GAME}, frame skip {FRAME_SKIP}, policy {args.policy}")
+    print(f"sonic-rl recording benchmark: {game} ({args.emulator}), frame skip {FRAME_SKIP}, policy {args.policy}")
     for k, v in rows:
         print(f"  {k:<{width}}  {v}")
 

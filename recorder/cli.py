@@ -43,6 +43,7 @@ def cli(log_level: str) -> None:
     \b
     With BizHawk:   sonic-rec record --out data/          (then press Connect in the tool)
     Without it:     sonic-rec record --emulator retro --game Airstriker-Genesis-v0 --episodes 4 --out data/
+    Atari 2600:     sonic-rec record --emulator ale --game breakout --episodes 4 --out data/
     Inspect:        sonic-rec ls data/ ; sonic-rec show data/FILE.h5 ; sonic-rec verify data/ --replay
     Export:         sonic-rec export video data/ --overlay ; sonic-rec export minari data/ NAME
     """
@@ -52,26 +53,27 @@ def cli(log_level: str) -> None:
 @cli.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("data"), show_default=True,
               help="Folder for the episode files (created if missing).")
-@click.option("--emulator", type=click.Choice(["retro"]), default=None,
-              help="Start embedded stable-retro emulator clients instead of waiting for BizHawk.")
+@click.option("--emulator", type=click.Choice(["retro", "ale"]), default=None,
+              help="Start embedded emulator clients instead of waiting for BizHawk: retro (stable-retro, "
+                   "Genesis) or ale (ale-py, Atari 2600).")
 @click.option("--game", default=None,
-              help="Game profile id (e.g. Airstriker-Genesis-v0, SonicTheHedgehog2-Genesis-v0). "
-                   "BizHawk clients are matched by ROM hash when left out.")
+              help="Game profile id (e.g. Airstriker-Genesis-v0, SonicTheHedgehog2-Genesis-v0, breakout, pong, "
+                   "space_invaders). BizHawk clients are matched by ROM hash when left out.")
 @click.option("--policy", type=click.Choice(["random", "scripted"]), default="scripted", show_default=True,
               help="Who plays when the recorder is not given a human: uniform random actions, or the scripted "
-                   "side-scroller explorer. With --emulator retro it runs inside each emulator process and "
+                   "side-scroller explorer. With --emulator it runs inside each emulator process and "
                    "streams (no lockstep); in policy mode the recorder answers every step with it.")
 @click.option("--mode", type=click.Choice(["human", "policy"]), default=None,
               help="For clients that let the recorder decide: 'human' records the player's buttons, 'policy' "
-                   "plays --policy. Default: policy with --emulator retro, human otherwise.")
+                   "plays --policy. Default: policy with --emulator, human otherwise.")
 @click.option("--episodes", type=click.IntRange(min=1), default=None,
-              help="Stop after this many episodes in all (required with --emulator retro; default unlimited).")
+              help="Stop after this many episodes in all (required with --emulator; default unlimited).")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None,
               help="Step limit per episode (truncated there). Default: the game profile's.")
 @click.option("--frame-skip", type=click.IntRange(1, 255), default=4, show_default=True,
               help="Emulated frames per step; every frame's buttons are still recorded.")
 @click.option("--clients", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Embedded emulator processes at once (with --emulator retro).")
+              help="Embedded emulator processes at once (with --emulator).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the policies (client i uses seed+i).")
 @click.option("--state", default=None, help="stable-retro start state (default: the profile's).")
 @click.option("--host", default="127.0.0.1", show_default=True,
@@ -251,7 +253,7 @@ def _replay_all(files: list[Path], problems: dict[Path, list[str]], notes: dict[
             if can_replay(ep):
                 by_game.setdefault(ep.meta.game, []).append(f)
             else:
-                notes[f] = "  (not replayable: recorded without a stable-retro start state)"
+                notes[f] = "  (not replayable: not an embedded-emulator recording with a start state)"
     for group in by_game.values():
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             for path, problem, frames in pool.submit(replay_files, group).result():

@@ -1,17 +1,18 @@
 """Game profiles: one TOML file per game, read with the stdlib ``tomllib``.
 
 A profile says everything the recorder must know about a game and nothing about
-an emulator: where its RAM variables live, how reward and episode end are
-judged from RAM, the discrete action set (button combinations), the start state
-for stable-retro, and which ROMs it fits. ``docs/profiles.md`` documents the
-schema field by field; the shipped files are ``recorder/profiles/<id>.toml``.
+an emulator: its console (BizHawk's system id), where its RAM variables live (one
+address, or an expression composed of others), how reward and episode end are
+judged from RAM, the discrete action set (button combinations), the games of the
+embedded emulators that can run it (``[retro]``, ``[ale]``, both optional), and which
+ROMs it fits. ``docs/profiles.md`` documents the schema field by field; the shipped
+files are ``recorder/profiles/<id>.toml``.
 
-RAM given to a profile is always main RAM in the 68000's own (big-endian) byte
-order, as BizHawk's "68K RAM" domain shows it; stable-retro's ``get_ram()``
-swaps the bytes of every 16-bit word and its client swaps them back
-(/work/shared/emulators.md). The variables and rules mirror stable-retro's
-integration files (``data.json``, ``scenario.json``, ``script.lua``), which the
-tests use as ground truth.
+RAM given to a profile is the console's main RAM as the client sends it, of the
+profile's ``ram_size`` and ``byte_order``, both defaulting to the console's
+(``recorder.console_system``). The Genesis variables and rules mirror stable-retro's
+integration files (``data.json``, ``scenario.json``, ``script.lua``), the Atari 2600
+ones ALE's game settings; the tests use both as ground truth.
 """
 
 from __future__ import annotations
@@ -30,9 +31,12 @@ import numpy as np
 from dataset.episode import EndReason
 from dataset.errors import ProfileError
 from recorder.action_set import ActionSet, normalize_button
+from recorder.console_system import GENESIS_BUTTONS, find_system, normalize_system_id
+from recorder.ram_expression import ExpressionError, RamExpression, parse_expression
 
 __all__ = [
     "GENESIS_BUTTONS",
+    "ComposedVariable",
     "ConditionOp",
     "EndCondition",
     "EndRule",
@@ -49,15 +53,13 @@ __all__ = [
     "parse_profile",
 ]
 
-#: stable-retro's Genesis button order (``env.buttons``): bit i of a mask is button i.
-GENESIS_BUTTONS: tuple[str, ...] = (
-    "B", "A", "MODE", "START", "UP", "DOWN", "LEFT", "RIGHT", "C", "Y", "X", "Z",
-)
-
-#: numpy dtype strings a variable may have (those stable-retro's data.json uses, plus signed).
+#: numpy dtype strings a variable may have (those stable-retro's data.json uses, plus signed);
+#: a multi-byte type without "<" or ">" takes the profile's byte_order.
 _DTYPES = frozenset(
-    f"{order}{kind}{size}" for order in "<>" for kind in "ui" for size in (2, 4)
+    f"{order}{kind}{size}" for order in ("<", ">", "") for kind in "ui" for size in (2, 4)
 ) | {"|u1", "|i1", "u1", "i1"}
+
+_BYTE_ORDERS = {"big": ">", "little": "<"}
 
 _PROFILE_PACKAGE = "recorder.profiles"
 
@@ -72,7 +74,7 @@ def normalize_rom_hash(rom_hash: str) -> str:
 
 def _normalize_rom_name(name: str) -> str:
     text = name.strip().lower()
-    for ext in (".md", ".gen", ".bin", ".smd", ".zip"):
+    for ext in (".md", ".gen", ".bin", ".smd", ".a26", ".nes", ".sfc", ".smc", ".zip"):
         if text.endswith(ext):
             text = text[: -len(ext)]
     return text
@@ -82,20 +84,31 @@ def _normalize_rom_name(name: str) -> str:
 class RamVariable:
     """One value in main RAM. ``address`` is the offset in main RAM (0 .. ram_size-1).
 
-    Profiles may write the 68000 bus address (0xFFB008, as stable-retro's
-    data.json does); the loader keeps the offset, because main RAM is the
-    64 KiB at 0xFF0000 and mirrored through 0xE00000-0xFFFFFF.
+    Profiles may write a CPU's bus address (0xFFB008 for the Genesis, as stable-retro's
+    data.json does; $80-$FF for the Atari 2600); the loader keeps ``address & (ram_size - 1)``,
+    the offset in the RAM the client sends.
     """
 
     name: str
     address: int
-    dtype: str  # numpy dtype string: ">u2", "|u1", ">u4", "<u2", ">i2" ...
+    dtype: str  # numpy dtype string with its byte order resolved: ">u2", "|u1", ">u4", "<u2", ">i2" ...
 
     def read(self, ram: np.ndarray) -> int:
-        """The variable's value in ``ram`` (uint8 array, 68000 byte order)."""
+        """The variable's value in ``ram`` (uint8 array as the client sent it)."""
         if not ram.flags.c_contiguous:  # e.g. a byte-swapped view of stable-retro's RAM
             ram = np.ascontiguousarray(ram)
         return int(np.frombuffer(ram, dtype=self.dtype, count=1, offset=self.address)[0])
+
+
+@dataclass(frozen=True)
+class ComposedVariable:
+    """A value computed from other variables (``x_page * 256 + x_pixel``, ``bcd(hi, lo)``)."""
+
+    name: str
+    expression: RamExpression
+
+    def evaluate(self, values: Mapping[str, int]) -> int:
+        return int(self.expression.evaluate(values))
 
 
 class ConditionOp(enum.Enum):
@@ -126,11 +139,18 @@ class EndCondition:
 
 @dataclass(frozen=True)
 class EndRule:
-    """An episode end: ``reason`` when all (or any) of ``conditions`` hold. Rules are tried in order."""
+    """An episode end: ``reason`` when all (or any) of ``conditions`` hold. Rules are tried in order.
+
+    ``edge``: the rule ends an episode only on a step where it holds and did not hold on the step
+    before (for the first step: in the episode's first RAM). A state that lasts, such as a death
+    animation or a game-over screen, then ends one episode, not also each one begun during it
+    (human mode goes on from where the last episode ended).
+    """
 
     reason: EndReason
     conditions: tuple[EndCondition, ...]
     require_all: bool
+    edge: bool = False
 
 
 class RewardKind(enum.Enum):
@@ -186,20 +206,24 @@ class ExplorerSpec:
 class GameProfile:
     """A game, as ``recorder/profiles/<id>.toml`` describes it (schema: docs/profiles.md)."""
 
-    id: str                     # == stable-retro game id, e.g. "Airstriker-Genesis-v0"; file is <id>.toml
+    id: str                     # file is <id>.toml; the stable-retro id or ALE name for shipped games
     name: str                   # human name
-    system: str                 # "Genesis"
-    retro_game: str             # stable-retro id
-    retro_state: str            # default start state for stable-retro
+    system: str                 # BizHawk's system id: "GEN", "NES", "A26", ... (recorder.console_system)
+    retro_game: str             # stable-retro id; "" when stable-retro cannot run the game
+    retro_state: str            # default start state for stable-retro ("" for the game's default)
     rom_names: tuple[str, ...]
     rom_hashes: tuple[str, ...]  # lower-case hex sha1
     ram_size: int
-    buttons: tuple[str, ...]    # console button names, stable-retro order; bit i of a mask = buttons[i]
+    buttons: tuple[str, ...]    # the console's button names (player 1); actions use these
     actions: tuple[tuple[str, ...], ...]  # each action = buttons held
     action_names: tuple[str, ...]
-    variables: tuple[RamVariable, ...]
+    variables: tuple[RamVariable, ...]  # values at one address
     max_steps: int              # default episode step limit at frame skip 4
     text: str                   # the TOML source text (stored in every episode file)
+    byte_order: str = "big"     # "big" | "little": multi-byte values in the RAM the client sends
+    ale_game: str = ""          # ALE's ROM name ("breakout"); "" when ale-py cannot run the game
+    #: Values computed from others, in an order where each comes after those it reads.
+    composed: tuple[ComposedVariable, ...] = ()
     reward: RewardSpec | None = None
     end_rules: tuple[EndRule, ...] = ()
     explorer: ExplorerSpec | None = None
@@ -209,16 +233,38 @@ class GameProfile:
     equivalent_buttons: tuple[tuple[str, str], ...] = ()
 
     def variable(self, name: str) -> RamVariable:
+        """A variable at one address (a composed one has none: read it with ``read_variables``)."""
         for var in self.variables:
             if var.name == name:
                 return var
         raise ProfileError(f"profile {self.id} has no RAM variable {name!r}")
 
     def read_variables(self, ram: np.ndarray) -> dict[str, int]:
-        """Every variable's value in ``ram`` (``ram_size`` uint8, 68000 byte order)."""
+        """Every variable's value in ``ram`` (``ram_size`` uint8 as the client sends it), composed ones too."""
         if not ram.flags.c_contiguous:
             ram = np.ascontiguousarray(ram)
-        return {var.name: var.read(ram) for var in self.variables}
+        values = {var.name: var.read(ram) for var in self.variables}
+        for var in self.composed:
+            values[var.name] = var.evaluate(values)
+        return values
+
+    @property
+    def embedded_emulators(self) -> tuple[str, ...]:
+        """The embedded emulators ("retro", "ale") that can run this game; empty: BizHawk only."""
+        return tuple(kind for kind, game in (("retro", self.retro_game), ("ale", self.ale_game)) if game)
+
+    def embedded_game(self, emulator: str) -> str:
+        """The game the embedded emulator ``emulator`` ("retro" or "ale") runs; ProfileError if it cannot."""
+        section = {"retro": ("retro_game", "[retro] game", "stable-retro"), "ale": ("ale_game", "[ale] game", "ale-py")}
+        if emulator not in section:
+            raise ProfileError(f"there is no embedded emulator {emulator!r}; use retro or ale")
+        field, key, label = section[emulator]
+        game = str(getattr(self, field))
+        if not game:
+            runs = self.embedded_emulators
+            elsewhere = f"use --emulator {runs[0]}" if runs else "play it in BizHawk"
+            raise ProfileError(f"profile {self.id} names no {label} game ({key}); {elsewhere}")
+        return game
 
     def action_set(self, button_names: Sequence[str]) -> ActionSet:
         """The action set as masks of a client's buttons (ProfileError if it lacks one)."""
@@ -255,6 +301,7 @@ class EpisodeJudge:
         self._origin = 0
         self._end: int | None = None
         self._prev_progress = 0.0
+        self._held: tuple[bool, ...] = ()  # per end rule: did it hold on the previous step (edge rules)
 
     def start(self, ram: np.ndarray) -> None:
         values = self.profile.read_variables(ram)
@@ -275,6 +322,7 @@ class EpisodeJudge:
                 )
             self._origin = values[spec.variable]
             self._end = max(level_end - self._origin, 1)
+        self._held = tuple(self._rule_holds(rule, values) for rule in self.profile.end_rules)
 
     @property
     def progress(self) -> float:
@@ -310,11 +358,17 @@ class EpisodeJudge:
         return reward
 
     def _reason(self, values: Mapping[str, int]) -> EndReason | None:
-        for rule in self.profile.end_rules:
-            hits = (self._holds(cond, values) for cond in rule.conditions)
-            if all(hits) if rule.require_all else any(hits):
+        # Every rule is evaluated on every step, so an edge rule knows whether it held on the last one.
+        held = tuple(self._rule_holds(rule, values) for rule in self.profile.end_rules)
+        before, self._held = self._held, held
+        for rule, now, was in zip(self.profile.end_rules, held, before, strict=True):
+            if now and not (rule.edge and was):
                 return rule.reason
         return None
+
+    def _rule_holds(self, rule: EndRule, values: Mapping[str, int]) -> bool:
+        hits = (self._holds(cond, values) for cond in rule.conditions)
+        return all(hits) if rule.require_all else any(hits)
 
     def _holds(self, cond: EndCondition, values: Mapping[str, int]) -> bool:
         op = cond.op
@@ -385,19 +439,48 @@ class _Table:
         return (value[0], value[1])
 
 
-def _parse_variables(table: _Table, ram_size: int) -> tuple[RamVariable, ...]:
-    variables = []
+def _parse_variables(
+    table: _Table, ram_size: int, byte_order: str | None
+) -> tuple[tuple[RamVariable, ...], tuple[ComposedVariable, ...]]:
+    """RAM variables, and composed ones sorted so that each follows every variable it reads."""
+    variables, pending = [], {}
     for name, spec in table.data.items():
         var = _Table(spec if isinstance(spec, dict) else {}, f"variables.{name}", table.source)
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or name == "bcd":
+            raise table._fail(name, "is not a usable variable name (letters, digits and _; not bcd)")
+        if "value" in var.data:
+            if set(var.data) != {"value"}:
+                raise var._fail("value", "is a composed variable: give value alone, no address or type")
+            try:
+                pending[name] = (var, parse_expression(var.get("value", str)))
+            except ExpressionError as exc:
+                raise var._fail("value", str(exc)) from None
+            continue
         address = var.get("address", int)
         dtype = var.get("type", str)
         if dtype not in _DTYPES:
             raise var._fail("type", f"must be one of {sorted(_DTYPES)}, not {dtype!r}")
+        if dtype[0] in "ui":
+            if dtype[1] != "1" and byte_order is None:
+                raise var._fail("type", f"{dtype!r} needs a byte order: write <{dtype} or >{dtype}, or set byte_order")
+            dtype = f"{_BYTE_ORDERS[byte_order or 'little']}{dtype}" if dtype[1] != "1" else f"|{dtype}"
         offset = address & (ram_size - 1)
         if offset + np.dtype(dtype).itemsize > ram_size:
             raise var._fail("address", f"{address:#x} runs past the end of {ram_size}-byte RAM")
         variables.append(RamVariable(name, offset, dtype))
-    return tuple(variables)
+    known = {var.name for var in variables}
+    composed = []
+    while pending:  # Kahn's order: take every composed variable whose inputs are all known
+        ready = [name for name, (_, expr) in pending.items() if set(expr.names) <= known]
+        if not ready:
+            name, (var, expr) = next(iter(pending.items()))
+            unknown = [n for n in expr.names if n not in known and n not in pending]
+            what = f"names unknown variables {unknown}" if unknown else "depends on itself (a cycle)"
+            raise var._fail("value", what)
+        for name in ready:
+            composed.append(ComposedVariable(name, pending.pop(name)[1]))
+            known.add(name)
+    return tuple(variables), tuple(composed)
 
 
 def _parse_reward(table: _Table, variables: set[str]) -> RewardSpec:
@@ -450,6 +533,7 @@ def _parse_end_rules(
         combine = rule.get("condition", str, "any")
         if combine not in ("all", "any"):
             raise rule._fail("condition", f"must be \"all\" or \"any\", not {combine!r}")
+        edge = rule.get("edge", bool, False)
         conditions = []
         for m, raw_cond in enumerate(rule.get("when", list)):
             cond = _Table(raw_cond if isinstance(raw_cond, dict) else {}, f"end[{n}].when[{m}]", source)
@@ -469,7 +553,7 @@ def _parse_end_rules(
             conditions.append(EndCondition(op, variable, reference))
         if not conditions:
             raise rule._fail("when", "must list at least one condition")
-        parsed.append(EndRule(EndReason[reason_name], tuple(conditions), combine == "all"))
+        parsed.append(EndRule(EndReason[reason_name], tuple(conditions), combine == "all", edge))
     return tuple(parsed)
 
 
@@ -522,14 +606,21 @@ def parse_profile(text: str, source: str = "<profile>") -> GameProfile:
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{source}: not valid TOML ({exc}); see docs/profiles.md") from None
     top = _Table(data, "", source)
-    ram_size = top.get("ram_size", int)
+    system_id = normalize_system_id(top.get("system", str))
+    system = find_system(system_id)
+    known_size = system.ram_size if system is not None else None
+    ram_size = top.get("ram_size", int, ... if known_size is None else known_size)
     if ram_size <= 0 or ram_size & (ram_size - 1):
         raise top._fail("ram_size", f"must be a power of two, not {ram_size}")
-    buttons = tuple(normalize_button(b) for b in top.strings("buttons", GENESIS_BUTTONS))
+    byte_order = top.get("byte_order", str, system.byte_order if system is not None else None)
+    if byte_order is not None and byte_order not in _BYTE_ORDERS:
+        raise top._fail("byte_order", f"must be \"big\" or \"little\", not {byte_order!r}")
+    default_buttons = system.buttons if system is not None and system.buttons else ...
+    buttons = tuple(normalize_button(b) for b in top.strings("buttons", default_buttons))
     if len(set(buttons)) != len(buttons):
         raise top._fail("buttons", "lists a button twice")
-    variables = _parse_variables(top.table("variables"), ram_size)
-    names = {var.name for var in variables}
+    variables, composed = _parse_variables(top.table("variables"), ram_size, byte_order)
+    names = {var.name for var in variables} | {var.name for var in composed}
 
     action_names, actions = [], []
     for n, raw in enumerate(top.get("actions", list)):
@@ -560,9 +651,10 @@ def parse_profile(text: str, source: str = "<profile>") -> GameProfile:
         if "explorer" in data
         else None
     )
-    retro = top.table("retro")
-    rom = top.table("rom")
-    hashes = tuple(normalize_rom_hash(h) for h in rom.strings("sha1"))
+    retro = top.table("retro", {})
+    ale = top.table("ale", {})
+    rom = top.table("rom", {})
+    hashes = tuple(normalize_rom_hash(h) for h in rom.strings("sha1", ()))
     bad = [h for h in hashes if not re.fullmatch(r"[0-9a-f]{40}", h)]
     if bad:
         raise rom._fail("sha1", f"must be 40-digit hex SHA-1s, not {bad}")
@@ -573,9 +665,9 @@ def parse_profile(text: str, source: str = "<profile>") -> GameProfile:
     return GameProfile(
         id=top.get("id", str),
         name=top.get("name", str),
-        system=top.get("system", str),
-        retro_game=retro.get("game", str),
-        retro_state=retro.get("state", str),
+        system=system_id,
+        retro_game=retro.get("game", str, ""),
+        retro_state=retro.get("state", str, ""),
         rom_names=rom.strings("names", ()),
         rom_hashes=hashes,
         ram_size=ram_size,
@@ -590,6 +682,9 @@ def parse_profile(text: str, source: str = "<profile>") -> GameProfile:
         explorer=explorer,
         frame_skip=frame_skip,
         equivalent_buttons=tuple(equivalent),
+        byte_order=byte_order or "little",
+        ale_game=ale.get("game", str, ""),
+        composed=composed,
     )
 
 

@@ -22,11 +22,12 @@ from tqdm import tqdm
 
 from dataset.errors import ConfigError, SonicRLError
 from recorder import protocol as p
+from recorder.emulator import EMULATOR_KINDS
 from recorder.profile import load_profile
 from recorder.server import EpisodeSummary, PolicyFactory, Recorder, ServerConfig
 from recorder.supervisor import ClientSupervisor, spawn_client
 
-__all__ = ["RecordConfig", "RecordResult", "record", "start_client", "start_retro_client", "start_server"]
+__all__ = ["RecordConfig", "RecordResult", "record", "start_client", "start_server"]
 
 log = logging.getLogger("sonic_rl.recorder")
 
@@ -37,7 +38,9 @@ class RecordConfig:
 
     out: Path | None
     game: str | None = None
-    emulator: str = "none"  # "none": wait for external clients (BizHawk); "retro": start embedded clients
+    #: "none": wait for external clients (BizHawk); "retro" (stable-retro) or "ale" (ale-py): start embedded
+    #: clients of that kind (recorder.emulator.EMULATOR_KINDS).
+    emulator: str = "none"
     policy: str = "random"
     mode: str | None = None  # "human" | "policy"; default: policy with --emulator retro, else human
     episodes: int | None = None
@@ -50,10 +53,10 @@ class RecordConfig:
     token: str | None = None
     step_timeout: float = 10.0
     progress: bool = True
-    state: str | None = None  # stable-retro start state for embedded clients
+    state: str | None = None  # stable-retro start state for embedded clients (ALE games have one)
 
     def server_config(self) -> ServerConfig:
-        mode = self.mode or ("policy" if self.emulator == "retro" else "human")
+        mode = self.mode or ("policy" if self.emulator != "none" else "human")
         return ServerConfig(
             out=self.out,
             host=self.host,
@@ -68,7 +71,7 @@ class RecordConfig:
             seed=self.seed,
             step_timeout=self.step_timeout,
             episodes_per_client=(
-                -(-self.episodes // self.clients) if self.emulator == "retro" and self.episodes else None
+                -(-self.episodes // self.clients) if self.emulator != "none" and self.episodes else None
             ),
         )
 
@@ -91,18 +94,21 @@ def record(
     policy_factory: PolicyFactory | None = None,
     on_episode: Callable[[EpisodeSummary], None] | None = None,
 ) -> RecordResult:
-    """Serve (and play, with ``emulator="retro"``) until the episode budget is spent or a signal arrives."""
-    if config.emulator not in ("none", "retro"):
-        raise ConfigError(f"--emulator must be 'retro' or left out (BizHawk), got {config.emulator!r}")
-    if config.emulator == "retro":
+    """Serve (and play, with an embedded ``emulator``) until the episode budget is spent or a signal arrives."""
+    kinds = " or ".join(repr(k) for k in EMULATOR_KINDS)
+    if config.emulator != "none" and config.emulator not in EMULATOR_KINDS:
+        raise ConfigError(f"--emulator must be {kinds} or left out (BizHawk), got {config.emulator!r}")
+    if config.emulator != "none":
+        example = {"retro": "Airstriker-Genesis-v0", "ale": "breakout"}.get(config.emulator, "ID")
         if not config.game:
-            raise ConfigError("--emulator retro needs --game (e.g. --game Airstriker-Genesis-v0)")
+            raise ConfigError(f"--emulator {config.emulator} needs --game (e.g. --game {example})")
         if config.episodes is None:
-            raise ConfigError("--emulator retro needs --episodes N (how many episodes to record)")
+            raise ConfigError(f"--emulator {config.emulator} needs --episodes N (how many episodes to record)")
         if config.clients < 1:
             raise ConfigError(f"--clients must be at least 1, got {config.clients}")
-        if not load_profile(config.game).retro_game:
-            raise ConfigError(f"profile {config.game} names no stable-retro game; it can only be played in BizHawk")
+        if config.state and config.emulator != "retro":
+            raise ConfigError("--state names a stable-retro start state; ALE games have one start")
+        load_profile(config.game).embedded_game(config.emulator)  # ProfileError: which emulator runs it
     return asyncio.run(_record(config, policy_factory, on_episode))
 
 
@@ -173,25 +179,22 @@ async def start_server(recorder: Recorder) -> tuple[asyncio.Task[None], str]:
 def start_client(
     config: RecordConfig, url: str, index: int, policy: str | None = None
 ) -> subprocess.Popen[bytes]:
-    """Start embedded client ``index`` of the kind ``config.emulator`` names (``recorder.supervisor`` watches it)."""
-    if config.emulator == "retro":
-        return start_retro_client(config, url, index, policy)
-    raise ConfigError(f"there is no embedded client for --emulator {config.emulator!r}")
+    """Start embedded client ``index`` of the kind ``config.emulator`` names (``recorder.supervisor`` watches it).
 
-
-def start_retro_client(
-    config: RecordConfig, url: str, index: int, policy: str | None = None
-) -> subprocess.Popen[bytes]:
-    """Start embedded client ``index``; with ``policy`` it plays that policy itself (seed + index)."""
-    profile = load_profile(str(config.game))
-    # The emulator runs the profile's stable-retro game; HELLO names the profile as the user gave it
-    # (an id, or a .toml path the recorder loads).
-    cmd = [sys.executable, "-m", "recorder.retro_client", "--url", url, "--game", profile.retro_game,
-           "--profile", str(config.game)]  # fmt: skip
+    With ``policy`` it plays that policy itself (seed + index).
+    """
+    if config.emulator not in EMULATOR_KINDS:
+        raise ConfigError(f"there is no embedded client for --emulator {config.emulator!r}")
+    module, _ = EMULATOR_KINDS[config.emulator]
+    # The emulator runs the profile's game for that emulator; HELLO names the profile as the user gave
+    # it (an id, or a .toml path the recorder loads).
+    game = load_profile(str(config.game)).embedded_game(config.emulator)
+    cmd = [sys.executable, "-m", module, "--url", url, "--game", game, "--profile", str(config.game)]
     if config.token:
         cmd += ["--token", config.token]
     if policy:
-        cmd += ["--policy", policy, "--seed", str(config.seed + index)]
+        cmd += ["--policy", policy]
+    cmd += ["--seed", str(config.seed + index)]
     if config.state:
         cmd += ["--state", config.state]
     return spawn_client(cmd, index)

@@ -1,9 +1,10 @@
 """Re-simulate a recorded embedded-emulator episode and compare it bit for bit.
 
 An episode file holds the emulator's exact start state and every button mask
-of every frame, so stable-retro (deterministic, ../shared/emulators.md) must
-reproduce each stored frame and RAM snapshot. This is the check that a
-recording lost no input (the complaint of gym-retro issue 122).
+of every frame, so an embedded emulator (stable-retro or ale-py, both
+deterministic: ../shared/emulators.md, ``recorder.ale_client``) must reproduce
+each stored frame and RAM snapshot. This is the check that a recording lost no
+input (the complaint of gym-retro issue 122).
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dataset.episode import EpisodeReader
-from dataset.errors import DatasetError, ReplayMismatch
+from dataset.episode import EpisodeMeta, EpisodeReader
+from dataset.errors import DatasetError, ProfileError, ReplayMismatch
+from recorder.emulator import Emulator, emulator_class, kind_of_recording
 
-__all__ = ["ReplayReport", "can_replay", "replay_episode"]
+__all__ = ["ReplayReport", "can_replay", "open_emulator", "replay_episode", "replay_files"]
 
 
 @dataclass(frozen=True)
@@ -27,22 +29,35 @@ class ReplayReport:
 
 
 def can_replay(reader: EpisodeReader) -> bool:
-    """Only stable-retro episodes with a stored start state can be re-simulated here."""
-    return reader.meta.emulator.startswith("stable-retro") and reader.start_state() is not None
+    """Only embedded-emulator episodes (stable-retro, ale-py) with a stored start state can be re-simulated."""
+    return kind_of_recording(reader.meta.emulator) is not None and reader.start_state() is not None
 
 
-def replay_episode(path: Path, emulator: object | None = None) -> ReplayReport:
+def open_emulator(meta: EpisodeMeta) -> Emulator:
+    """The embedded emulator that recorded an episode, running its game (from the stored profile)."""
+    from recorder.profile import parse_profile
+
+    kind = kind_of_recording(meta.emulator)
+    if kind is None:
+        raise DatasetError(f"episodes of {meta.emulator!r} cannot be re-simulated here")
+    try:
+        game = parse_profile(meta.profile_toml, f"the {meta.game} profile in the episode").embedded_game(kind)
+    except ProfileError:
+        game = meta.game  # a file from before [retro] was read from its profile: the id was the game
+    return emulator_class(kind)(game)  # type: ignore[call-arg]
+
+
+def replay_episode(path: Path, emulator: Emulator | None = None) -> ReplayReport:
     """Replay ``path``; raise ReplayMismatch at the first frame or RAM byte that differs.
 
-    ``emulator`` may be a ready ``RetroEmulator`` for the same game (one per process).
+    ``emulator`` may be a ready emulator for the same game (stable-retro: one per process).
     """
-    from recorder.retro_client import RetroEmulator
-
     with EpisodeReader(path) as ep:
         if not can_replay(ep):
-            raise DatasetError(f"{path.name}: not a stable-retro episode with a start state; it cannot be replayed")
-        emu = emulator if emulator is not None else RetroEmulator(ep.meta.game)
-        assert isinstance(emu, RetroEmulator)
+            raise DatasetError(
+                f"{path.name}: not an embedded-emulator episode with a start state; it cannot be replayed"
+            )
+        emu = emulator if emulator is not None else open_emulator(ep.meta)
         start = ep.start_state()
         assert start is not None
         emu.set_state(start)
@@ -67,12 +82,12 @@ def replay_episode(path: Path, emulator: object | None = None) -> ReplayReport:
         return ReplayReport(path, ep.n_steps, frames)
 
 
-def _compare(path: Path, index: int, frame: np.ndarray | None, ram: np.ndarray, emu: object) -> None:
-    screen = emu.screen()  # type: ignore[attr-defined]
+def _compare(path: Path, index: int, frame: np.ndarray | None, ram: np.ndarray, emu: Emulator) -> None:
+    screen = emu.screen()
     if frame is not None and not np.array_equal(screen, frame):
         n = int((screen != frame).any(axis=-1).sum())
         raise ReplayMismatch(f"{path.name}: observation {index}: {n} pixels differ from the re-simulated screen")
-    live = emu.ram()  # type: ignore[attr-defined]
+    live = emu.ram()
     if not np.array_equal(live, ram):
         where = int(np.flatnonzero(live != ram)[0])
         raise ReplayMismatch(
@@ -87,15 +102,13 @@ def replay_files(paths: list[Path]) -> list[tuple[Path, str | None, int]]:
     stable-retro allows one emulator per process, so callers run one call per game,
     each in its own process.
     """
-    from recorder.retro_client import RetroEmulator
-
     out: list[tuple[Path, str | None, int]] = []
-    emu: RetroEmulator | None = None
+    emu: Emulator | None = None
     for path in paths:
         try:
             if emu is None:
                 with EpisodeReader(path) as ep:
-                    emu = RetroEmulator(ep.meta.game)
+                    emu = open_emulator(ep.meta)
             report = replay_episode(path, emu)
             out.append((path, None, report.frames))
         except (ReplayMismatch, DatasetError) as exc:

@@ -45,6 +45,7 @@ from dataset.errors import (
 from recorder import __version__
 from recorder import protocol as p
 from recorder.action_set import ActionSet
+from recorder.console_system import system_mismatch
 from recorder.policy import Policy, PolicyInput, make_policy
 from recorder.profile import EpisodeJudge, GameProfile, find_profile_for_rom, load_profile
 
@@ -368,6 +369,9 @@ class Connection:
         return found
 
     def _check_client(self, hello: p.Hello, profile: GameProfile) -> None:
+        wrong_system = system_mismatch(hello.system, profile.id, profile.system)
+        if wrong_system:  # the RAM and buttons of another console would only add noise to the message
+            raise ProtocolError(wrong_system, ErrorCode.BAD_CONFIG)
         problems = []
         if hello.ram_size != profile.ram_size:
             problems.append(f"RAM is {hello.ram_size} bytes, the profile expects {profile.ram_size}")

@@ -317,9 +317,10 @@ class OnlineConfig:
     run_dir: str
     game: str = flag("", help="Game profile of a new run (--run), e.g. Airstriker-Genesis-v0; a resumed run plays "
                               "its own.")  # fmt: skip
-    emulator: str = flag("none", click_type=click.Choice(["none", "retro"]),
-                         help="none: wait for BizHawk in policy mode; retro: start embedded stable-retro clients.")
-    clients: int = flag(1, help="Embedded clients (--emulator retro).")
+    emulator: str = flag("none", click_type=click.Choice(["none", "retro", "ale"]),
+                         help="none: wait for BizHawk in policy mode; retro / ale: start embedded stable-retro "
+                              "(Genesis) / ale-py (Atari 2600) clients.")  # fmt: skip
+    clients: int = flag(1, help="Embedded clients (--emulator retro or ale).")
     out: str = flag("", help="Folder for the new episodes (default: RUN/online, or the one used before).")
     steps: int = flag(100_000, help="Stop when the run's online episodes hold this many environment steps in total.")
     updates: int = flag(0, help="Stop after this many online updates in total (0: no limit besides --steps).")
@@ -362,7 +363,7 @@ class OnlineConfig:
         object.__setattr__(self, "device", DeviceChoice(self.device))
         require(
             self,
-            ("emulator", self.emulator in ("none", "retro"), "must be retro or none (BizHawk)"),
+            ("emulator", self.emulator in ("none", "retro", "ale"), "must be retro, ale or none (BizHawk)"),
             ("clients", self.clients >= 1, "must be at least 1"),
             ("steps", self.steps >= 1, "must be at least 1"),
             ("updates", self.updates >= 0, "must be non-negative (0: no limit)"),

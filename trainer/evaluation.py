@@ -135,8 +135,9 @@ def evaluate(config: EvalConfig) -> EvalReport:
         torch.set_num_threads(1)
     policy, dataset = load_policy(checkpoint, device=dev, epsilon=config.epsilon, seed=config.seed)
     spec = GameSpec.of_checkpoint(dataset)
+    profile = load_profile(spec.game)
     spec.require_match(
-        GameSpec.of_profile(load_profile(spec.game)), mine="the checkpoint was trained on",
+        GameSpec.of_profile(profile), mine="the checkpoint was trained on",
         theirs="the installed profile has", error=ConfigError, fix="use a matching sonic-rl version",
     )  # fmt: skip
     return play(policy, game=spec.game, frame_skip=int(dataset["frame_skip"]), config=config,  # type: ignore[call-overload]
@@ -146,17 +147,20 @@ def evaluate(config: EvalConfig) -> EvalReport:
 def play(
     policy: Policy, *, game: str, frame_skip: int, config: EvalConfig, checkpoint: Path | None = None
 ) -> EvalReport:
-    """Play ``config.episodes`` episodes of ``game`` with any policy on the embedded emulator, by eval's protocol.
+    """Play ``config.episodes`` episodes of ``game`` with any policy on its embedded emulator, by eval's protocol.
 
     ``policy.reset()`` is called at every episode start. benchmarks/learn.py plays d3rlpy's
     policy through this too, so both learners are measured by the same emulator and rules.
     """
     from recorder.recording import RecordConfig, record
 
+    profile = load_profile(game)
+    if not profile.embedded_emulators:
+        raise ConfigError(f"{game} runs in no embedded emulator (its profile has no [retro] or [ale] game)")
     record_config = RecordConfig(
         out=config.record_dir,
         game=game,
-        emulator="retro",
+        emulator=profile.embedded_emulators[0],
         policy=policy.policy_id,
         mode="policy",
         episodes=config.episodes,

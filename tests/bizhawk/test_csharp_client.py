@@ -81,9 +81,10 @@ def expected_ram(f: int, x: int, system: str = "gen") -> np.ndarray:
 
 
 def write_nes_profile(folder: Path, system: str = "NES") -> Path:
-    """A user's profile for the synthetic 8-bit game (docs/profiles.md), as a file outside the package."""
-    # [retro] is required by today's parser even for a game stable-retro never runs (issue 9 item 1
-    # makes it optional); its values are never used for an external client.
+    """A user's profile for the synthetic 8-bit game (docs/profiles.md), as a file outside the package.
+
+    No [retro] or [rom] sha1: a game only an external client runs needs neither (issue 9 item 1).
+    """
     path = folder / "synthetic8bit.toml"
     path.write_text(
         f"""
@@ -95,13 +96,8 @@ max_steps = 4500
 frame_skip = 4
 buttons = ["UP", "DOWN", "LEFT", "RIGHT", "SELECT", "START", "B", "A"]
 
-[retro]
-game = "none"
-state = "none"
-
 [rom]
 names = ["synthetic test ROM"]
-sha1 = []
 
 [variables]
 score = {{ address = 0x0010, type = "<u2" }}   # little-endian, as the 6502 stores it

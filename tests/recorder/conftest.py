@@ -44,7 +44,7 @@ def running_recorder(config: ServerConfig, **kwargs) -> Iterator[Recorder]:  # t
 
 def hello(**overrides) -> p.Hello:  # type: ignore[no-untyped-def]
     fields = dict(
-        client_name="test client", client_version="0", emulator="test", core="none", system="Genesis",
+        client_name="test client", client_version="0", emulator="test", core="none", system="GEN",
         rom_name="Airstriker", rom_hash="", screen_width=W, screen_height=H, pixel_format=p.PixelFormat.RGB24,
         ram_size=65536, buttons=RETRO_BUTTONS, game="Airstriker-Genesis-v0", mode=p.Mode.HUMAN,
     )  # fmt: skip

@@ -54,13 +54,19 @@ def make_ram(**values: int) -> np.ndarray:
 
 
 def test_shipped_profiles_parse() -> None:
-    assert list_profiles() == [AIRSTRIKER, SONIC2]
+    assert list_profiles() == [AIRSTRIKER, SONIC2, "breakout", "pong", "space_invaders"]
     for profile_id in list_profiles():
         profile = load_profile(profile_id)
-        assert profile.id == profile.retro_game == profile_id
-        assert profile.system == "Genesis"
-        assert profile.ram_size == 65536
-        assert profile.buttons == GENESIS_BUTTONS
+        if profile.system == "GEN":
+            assert profile.id == profile.retro_game == profile_id and not profile.ale_game
+            assert (profile.ram_size, profile.byte_order, profile.buttons) == (65536, "big", GENESIS_BUTTONS)
+        else:  # the Atari 2600 games are named as ALE names them
+            assert profile.id == profile.ale_game == profile_id and not profile.retro_game
+            assert (profile.system, profile.ram_size) == ("A26", 128)
+            assert profile.buttons == ("UP", "DOWN", "LEFT", "RIGHT", "BUTTON")
+        # An end on a state that lasts is an edge (docs/profiles.md, "Edge-triggered ends").
+        states = [r for r in profile.end_rules if all(c.op.value in ("zero", "nonzero", "equal") for c in r.conditions)]
+        assert states and all(rule.edge for rule in states)
         assert len(profile.actions) == len(profile.action_names) >= 2
         assert () in profile.actions, "every action set needs a no-op"
         assert profile.text.startswith("#") and f'id = "{profile_id}"' in profile.text
@@ -110,7 +116,9 @@ def test_load_profile_names_and_errors(tmp_path: Path) -> None:
         ('forward = [["fire", "noop"]', 'forward = [["fire", "dance"]', r"explorer.forward names unknown actions"),
         ("ram_size = 65536", "ram_size = 1000", "ram_size must be a power of two"),
         ("max_steps = 4500", 'max_steps = "long"', "max_steps must be a int"),
-        ('[retro]\ngame = "Airstriker-Genesis-v0"', "[retro]", "retro.game is missing"),
+        ('[retro]\ngame = "Airstriker-Genesis-v0"', "[retro]\ngame = 3", "retro.game must be a str"),
+        ("score = {", "score = { value = 'lives ** 2' }\nold_score = {", "variables.score.value uses 'lives \\*\\* 2'"),
+        ('system = "GEN"', 'system = "GEN"\nbyte_order = "middle"', "byte_order must be"),
         ("[variables]", "[variables", "not valid TOML"),
     ],
 )
@@ -390,3 +398,147 @@ def test_airstriker_buttons(airstriker_env) -> None:
     effective = {b for b in env.buttons if not np.array_equal(screen_after(b), baseline)}
     used = {b for action in load_profile(AIRSTRIKER).actions for b in action}
     assert effective == used == {"B", "LEFT", "RIGHT"}
+
+
+# --------------------------------------------------------------------------- any console (issue 9 item 1)
+
+NES_PROFILE = """
+id = "Paged-NES"
+name = "a game with a paged position and a BCD score"
+system = "NES"
+max_steps = 100
+
+[variables]
+x_page = { address = 0x006D, type = "u1" }
+x_pixel = { address = 0x0086, type = "u1" }
+x = { value = "x_page * 256 + x_pixel" }
+timer = { address = 0x0100, type = "u2" }          # no order given: the NES's, little-endian
+score_hi = { address = 0x07DD, type = "u1" }
+score_lo = { address = 0x07E2, type = "u1" }        # not next to score_hi
+score = { value = "bcd(score_hi, score_lo) * 10" }
+player_state = { address = 0x000E, type = "u1" }
+dying = { value = "player_state & 0x0B" }
+
+[[actions]]
+name = "noop"
+buttons = []
+
+[[actions]]
+name = "right_jump"
+buttons = ["RIGHT", "A"]
+
+[reward]
+kind = "delta"
+variable = "score"
+
+[[end]]
+reason = "LIFE_LOST"
+edge = true
+when = [{ variable = "dying", op = "equal", reference = 0x0B }]
+"""
+
+
+def _nes_ram(**values: int) -> np.ndarray:
+    ram = np.zeros(2048, dtype=np.uint8)
+    for name, (offset, value) in {
+        "x_page": (0x6D, values.get("x_page", 0)), "x_pixel": (0x86, values.get("x_pixel", 0)),
+        "score_hi": (0x7DD, values.get("score_hi", 0)), "score_lo": (0x7E2, values.get("score_lo", 0)),
+        "player_state": (0x0E, values.get("player_state", 0)),
+    }.items():  # fmt: skip
+        assert name
+        ram[offset] = value
+    ram[0x100:0x102] = list(values.get("timer", 0).to_bytes(2, "little"))
+    return ram
+
+
+def test_a_console_s_defaults_and_composed_variables() -> None:
+    profile = parse_profile(NES_PROFILE)
+    # RAM size, byte order and buttons come from the console (recorder/console_system.py).
+    assert (profile.system, profile.ram_size, profile.byte_order) == ("NES", 2048, "little")
+    assert profile.buttons == ("UP", "DOWN", "LEFT", "RIGHT", "START", "SELECT", "B", "A")
+    assert profile.variable("timer").dtype == "<u2"
+    assert (profile.retro_game, profile.ale_game, profile.rom_hashes) == ("", "", ())  # no [retro], [rom]
+    values = profile.read_variables(_nes_ram(x_page=3, x_pixel=0x20, score_hi=0x12, score_lo=0x34, timer=0x0102))
+    assert values["x"] == 3 * 256 + 0x20
+    assert values["score"] == 12340
+    assert values["timer"] == 0x0102
+    assert parse_profile(profile.text) == profile
+
+
+def test_an_explicit_byte_order_wins_and_unknown_consoles_say_what_they_need() -> None:
+    big = parse_profile(NES_PROFILE.replace('max_steps = 100', 'max_steps = 100\nbyte_order = "big"'))
+    assert big.variable("timer").dtype == ">u2"
+    assert big.variable("x_page").dtype == "|u1"
+    with pytest.raises(ProfileError, match="ram_size is missing"):
+        parse_profile(NES_PROFILE.replace('"NES"', '"PCE"'))
+    with pytest.raises(ProfileError, match="buttons is missing"):
+        parse_profile(NES_PROFILE.replace('"NES"', '"PCE"\nram_size = 8192'))
+    with pytest.raises(ProfileError, match=r"variables.timer.type 'u2' needs a byte order"):
+        parse_profile(NES_PROFILE.replace('"NES"', '"PCE"\nram_size = 8192\nbuttons = ["RIGHT", "A"]'))
+    # An old episode file's profile says "Genesis": it reads as BizHawk's GEN.
+    old = load_profile(AIRSTRIKER).text.replace('system = "GEN"', 'system = "Genesis"')
+    assert parse_profile(old).system == "GEN"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('x = { value = "x_page * 256 + x_pixel" }', 'x = { value = "x_page * 256 + y" }',
+         r"variables.x.value names unknown variables \['y'\]"),
+        ('x = { value = "x_page * 256 + x_pixel" }', 'x = { value = "x + 1" }', "depends on itself"),
+        ('x = { value = "x_page * 256 + x_pixel" }', 'x = { value = "x_page", address = 1 }', "give value alone"),
+        ('x = { value', 'bcd = { value', "not a usable variable name"),
+    ],
+)  # fmt: skip
+def test_bad_composed_variables_fail_in_one_line(old: str, new: str, message: str) -> None:
+    with pytest.raises(ProfileError, match=message) as info:
+        parse_profile(NES_PROFILE.replace(old, new, 1), "mine.toml")
+    assert "\n" not in str(info.value) and str(info.value).startswith("mine.toml")
+
+
+def test_composed_variables_may_read_each_other_in_any_order() -> None:
+    text = NES_PROFILE.replace("[variables]", '[variables]\nx_tile = { value = "x // 16" }')
+    profile = parse_profile(text)
+    assert [v.name for v in profile.composed].index("x") < [v.name for v in profile.composed].index("x_tile")
+    assert profile.read_variables(_nes_ram(x_page=1, x_pixel=0x40))["x_tile"] == (256 + 0x40) // 16
+
+
+def test_an_edge_rule_ends_one_episode_per_death_not_each_one_begun_during_it() -> None:
+    """Human mode: a new episode begins where the last ended, in the middle of the death animation."""
+    profile = parse_profile(NES_PROFILE)
+    level = parse_profile(NES_PROFILE.replace("edge = true\n", ""))
+    alive, dying = _nes_ram(player_state=0x08), _nes_ram(player_state=0x0B)
+    for prof, second_episode_ends in ((profile, False), (level, True)):
+        judge = prof.judge(4)
+        judge.start(alive)
+        assert judge.step(alive)[1] is None
+        assert judge.step(dying)[1] is EndReason.LIFE_LOST
+        judge = prof.judge(4)  # the next episode starts on the dying frame
+        judge.start(dying)
+        ended = judge.step(dying)[1] is EndReason.LIFE_LOST
+        assert ended is second_episode_ends
+    judge = profile.judge(4)
+    judge.start(dying)
+    assert [judge.step(ram)[1] for ram in (dying, alive, alive, dying)] == [None, None, None, EndReason.LIFE_LOST]
+
+
+def test_embedded_games_are_optional_and_say_which_emulator_runs_a_profile() -> None:
+    airstriker = load_profile(AIRSTRIKER)
+    assert airstriker.embedded_game("retro") == AIRSTRIKER
+    with pytest.raises(ProfileError, match=r"names no ale-py game \(\[ale\] game\); use --emulator retro"):
+        airstriker.embedded_game("ale")
+    with pytest.raises(ProfileError, match="play it in BizHawk"):
+        parse_profile(NES_PROFILE).embedded_game("retro")
+
+
+def test_the_examples_in_docs_profiles_md_load() -> None:
+    """docs/profiles.md shows a Genesis, an NES-style and an Atari profile; each is one the parser accepts."""
+    text = (Path(__file__).parents[2] / "docs" / "profiles.md").read_text(encoding="utf-8")
+    blocks = [block.split("```", 1)[0] for block in text.split("```toml\n")[1:]]
+    profiles = [parse_profile(block, "docs/profiles.md") for block in blocks if block.startswith("id = ")]
+    assert {p.system for p in profiles} >= {"GEN", "NES", "A26"}
+    for profile in profiles:
+        assert profile.composed or profile.system == "GEN"
+        ram = np.zeros(profile.ram_size, dtype=np.uint8)
+        profile.judge(4).start(ram)
+        profile.read_variables(ram)

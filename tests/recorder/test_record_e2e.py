@@ -213,3 +213,31 @@ env.close()
     assert lives_be.tolist() == [0, 3]
     assert np.frombuffer(lives_be.tobytes(), ">u2")[0] == 3
     assert os.path.exists(f)
+
+
+def test_atari_2600_through_ale_records_and_replays_bit_for_bit(tmp_path: Path) -> None:
+    """--emulator ale: the ale-py client process, the same websocket protocol, verify --replay (issue 9 item 4)."""
+    out = tmp_path / "atari"
+    res = sonic_rec("record", "--emulator", "ale", "--game", "breakout", "--policy", "random", "--episodes", "2",
+                    "--clients", "2", "--max-steps", "150", "--port", "0", "--out", str(out),
+                    "--no-progress")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    files = find_episode_files([out])
+    assert len(files) == 2
+    for f in files:
+        assert check(f) == []
+        with EpisodeReader(f) as ep:
+            meta = ep.meta
+            assert (meta.game, meta.system, meta.core) == ("breakout", "A26", "Stella")
+            assert meta.emulator.startswith("ale-py ")
+            assert meta.button_names == ("UP", "DOWN", "LEFT", "RIGHT", "BUTTON")
+            assert ep.frame_shape == (210, 160, 3) and ep.ram_size == 128 and ep.start_state() is not None
+            assert ep.end_reason in (EndReason.GAME_OVER, EndReason.STEP_LIMIT)
+    res = sonic_rec("verify", "--replay", str(out))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.count("bit for bit") == 2
+    # The wrong emulator for a profile is one clear line.
+    res = sonic_rec("record", "--emulator", "retro", "--game", "breakout", "--episodes", "1", "--port", "0",
+                    "--out", str(tmp_path / "no"), "--no-progress")  # fmt: skip
+    assert res.returncode != 0 and "names no stable-retro game ([retro] game); use --emulator ale" in res.stderr
+    assert "Traceback" not in res.stderr

@@ -99,3 +99,24 @@ def test_record_train_eval_through_the_commands(tmp_path: Path) -> None:
 def _episode_return(path: Path) -> float:
     with EpisodeReader(path) as ep:
         return float(ep.rewards().sum())
+
+
+def test_atari_recording_trains_offline_and_evaluates_on_ale(tmp_path: Path) -> None:
+    """An ALE recording (210x160 frames, 128 bytes of RAM) is ordinary training data (issue 9 item 4)."""
+    data, run_dir = tmp_path / "data", tmp_path / "run"
+    run([*SONIC_REC, "record", "--emulator", "ale", "--game", "pong", "--policy", "random", "--episodes", "2",
+         "--max-steps", "40", "--out", str(data), "--port", "0", "--no-progress"])  # fmt: skip
+    out = run([*SONIC_TRAIN, "offline", str(data), "--run", str(run_dir), "--updates", "6", "--batch-size", "4",
+               "--n-step", "2", "--target-update", "3", "--log-every", "3", "--checkpoint-every", "6",
+               "--frame-size", "42x42", "--cache-dir", str(tmp_path / "cache"), "--device", "cpu",
+               "--no-progress"]).stdout  # fmt: skip
+    assert "trained 6 updates" in out, out
+    dataset = json.loads((run_dir / "dataset.json").read_text())
+    assert dataset["game"] == "pong" and dataset["n_transitions"] == 80
+    assert tuple(dataset["action_names"]) == ("noop", "fire", "right", "left", "right_fire", "left_fire")
+    out = run([*SONIC_TRAIN, "eval", str(run_dir), "--episodes", "1", "--max-steps", "20", "--record",
+               str(tmp_path / "eval"), "--no-progress"]).stdout  # fmt: skip
+    assert re.match(r"episode 0: return -?[\d.]+, length 20", out), out
+    (played,) = find_episode_files([tmp_path / "eval"])
+    with EpisodeReader(played) as ep:
+        assert ep.meta.system == "A26" and ep.meta.policy_id.startswith("cql@")
