@@ -400,3 +400,13 @@ def test_online_from_scratch_starts_a_run_and_resumes_it(tmp_path: Path) -> None
     assert second.returncode == 0, second.stderr
     assert f"from {ckpt.name} (update {u1})" in second.stderr
     assert int(load_checkpoint(latest_checkpoint(run))["updates"]) > u1  # type: ignore[arg-type]
+
+
+def test_online_needs_exactly_one_of_resume_and_run(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from trainer.cli import cli
+
+    for args in ([], ["--resume", str(tmp_path / "a"), "--run", str(tmp_path / "b")]):
+        result = CliRunner().invoke(cli, ["online", *args])
+        assert result.exit_code == 2 and "--resume RUN" in result.output and "--run NEW" in result.output
