@@ -99,6 +99,13 @@ def cpu_flags() -> str:
 # ----------------------------------------------------------------------------- phases
 
 
+def emulator(game: str) -> str:
+    """The embedded emulator that plays ``game`` (stable-retro for Genesis games, ale-py for the Atari 2600)."""
+    from recorder.profile import load_profile
+
+    return load_profile(game).embedded_emulators[0]
+
+
 def record_behaviour(args: argparse.Namespace, data: Path) -> list[float]:
     """Record (or reuse) the behaviour data; returns every episode's return."""
     from dataset.catalog import find_episode_files
@@ -111,7 +118,7 @@ def record_behaviour(args: argparse.Namespace, data: Path) -> list[float]:
                 print(f"recording {n} {policy} episodes (seed {seed})", flush=True)
                 part = data.with_name(data.name + f".{policy}.partial")
                 shutil.rmtree(part, ignore_errors=True)
-                record(RecordConfig(out=part, game=args.game, emulator="retro", policy=policy, episodes=n,
+                record(RecordConfig(out=part, game=args.game, emulator=emulator(args.game), policy=policy, episodes=n,
                                     max_steps=args.max_steps, seed=seed, port=0, progress=True))  # fmt: skip
                 data.mkdir(parents=True, exist_ok=True)
                 part.rename(data / policy)
@@ -274,8 +281,9 @@ def run_protocol(args: argparse.Namespace) -> Results:
             for i in range(1, args.online_evals + 1):
                 with timed(results, "online"):
                     online = run_online(OnlineConfig(
-                        run_dir=str(run), emulator="retro", steps=chunk * i, port=0, seed=seed, device="cpu",
-                        max_steps=args.max_steps, progress_every_s=30.0, checkpoint_every=10**9, tensorboard=False,
+                        run_dir=str(run), emulator=emulator(args.game), steps=chunk * i, port=0, seed=seed,
+                        device="cpu", max_steps=args.max_steps, progress_every_s=30.0, checkpoint_every=10**9,
+                        tensorboard=False,
                     ))  # fmt: skip
                     stop_if(online.interrupted)
                 step(f"online seed {seed} {chunk * i} steps")
