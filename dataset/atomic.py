@@ -31,10 +31,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from dataset import portability
+from dataset.errors import ConfigError
+
 __all__ = [
     "TEMP_MARK",
     "atomic_write",
     "atomic_write_text",
+    "check_writable_folder",
     "commit",
     "fsync_dir",
     "host_name",
@@ -68,7 +72,7 @@ def temp_path_for(final: Path) -> Path:
 
 def fsync_dir(directory: Path) -> None:
     """Make a rename in ``directory`` durable (no-op where folders cannot be opened: Windows)."""
-    if os.name == "nt":
+    if not portability.can_fsync_folders():
         return
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
@@ -114,3 +118,36 @@ def atomic_write_text(final: Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``final``; all or nothing."""
     return atomic_write(final, lambda f: f.write(text.encode("utf-8")))
 
+
+
+#: Bytes the probe of :func:`check_writable_folder` writes: one file-system block, so that a file
+#: system with no free block left refuses it as it would the first chunk of an episode.
+_PROBE_BYTES = 4096
+
+
+def check_writable_folder(folder: Path, option: str = "--out") -> None:
+    """Create ``folder`` if missing and prove that a file can be written and synced there.
+
+    A read-only, full or missing-parent folder then fails at start, as one line naming ``option``
+    (issue 11 item 2), not as a traceback or an internal error at the first episode. The probe is
+    a temporary name this process owns (so ``sonic-rec verify --clean`` knows it if we are killed)
+    and is removed at once.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{option} {folder} is a file, not a folder: choose a folder for the output")
+    probe = temp_path_for(folder / "write-probe")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(bytes(_PROBE_BYTES))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            f"cannot write to {option} {folder} ({why}): choose a writable folder with free space"
+        ) from None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()

@@ -24,6 +24,7 @@ from dataset.episode import (
     undeclared_button_bits,
 )
 from dataset.errors import DatasetError
+from dataset.escaping import printable
 from dataset.leftovers import parse_temp_name
 
 __all__ = [
@@ -153,7 +154,7 @@ def describe(path: Path) -> str:
         for key in sorted(attrs):
             if key == "profile_toml":
                 continue
-            lines.append(f"{key}: {attrs[key]}")
+            lines.append(f"{key}: {printable(attrs[key])}")  # a client chose most of these strings
         profile = str(attrs.get("profile_toml", ""))
         lines.append(f"profile_toml: {len(profile.splitlines())} lines (shown below)")
         lines.append("datasets:")
@@ -168,7 +169,7 @@ def describe(path: Path) -> str:
             )
         if profile:
             lines.append("profile:")
-            lines.extend(f"  {line}" for line in profile.splitlines())
+            lines.extend(f"  {printable(line)}" for line in profile.splitlines())
     return "\n".join(lines)
 
 

@@ -27,7 +27,6 @@ and refuses the frame-header bit that decoders ignore, so a damaged chunk raises
 
 from __future__ import annotations
 
-import os
 import shlex
 import threading
 from collections.abc import Iterable, Iterator
@@ -38,6 +37,7 @@ import h5py
 import numpy as np
 import zstandard
 
+from dataset import portability
 from dataset.errors import DatasetError
 
 __all__ = [
@@ -379,6 +379,6 @@ def h5dump_hint(episode: str, *, dataset: str = "/rewards", windows: bool | None
     POSIX shells take ``VAR=value command``; on Windows the line is for PowerShell.
     """
     folder = str(plugin_folder())
-    if windows if windows is not None else os.name == "nt":
+    if windows if windows is not None else not portability.POSIX:
         return f'$env:HDF5_PLUGIN_PATH = "{folder}"; h5dump -d {dataset} "{episode}"'
     return f"HDF5_PLUGIN_PATH={shlex.quote(folder)} h5dump -d {dataset} {shlex.quote(episode)}"

@@ -249,6 +249,11 @@ class EndReason(enum.IntEnum):
     CLIENT_STOP = 19
     SCREEN_CHANGED = 20
     SERVER_STOP = 21
+    #: ``sonic-train online`` spent its --steps or --updates budget with the episode still open:
+    #: cut short like Ctrl-C, but on purpose, so it is told apart from ``interrupted`` (issue 12).
+    BUDGET = 22
+    #: The agent driving ``recorder.gym_env.BridgeEnv`` called ``reset()`` with the episode open.
+    AGENT_RESET = 23
 
     @property
     def terminal(self) -> bool:
@@ -273,6 +278,8 @@ END_REASON_EXPLANATIONS: dict[EndReason, str] = {
     EndReason.CLIENT_STOP: "the client asked to stop",
     EndReason.SCREEN_CHANGED: "the screen size changed mid-episode",
     EndReason.SERVER_STOP: "the recorder was shut down",
+    EndReason.BUDGET: "the run's step or update budget was spent",
+    EndReason.AGENT_RESET: "the agent reset the environment before the episode ended",
 }
 
 

@@ -63,6 +63,7 @@ class ErrorCode(enum.IntEnum):
     GOING_AWAY = 1001
     MESSAGE_TOO_BIG = 1009
     INTERNAL_ERROR = 1011
+    TRY_AGAIN_LATER = 1013  # RFC 6455 registry: the recorder serves all the connections it takes
     MALFORMED = 4000
     UNKNOWN_KIND = 4001
     VERSION_MISMATCH = 4002
@@ -79,6 +80,7 @@ ERROR_EXPLANATIONS: dict[ErrorCode, str] = {
     ErrorCode.GOING_AWAY: "the other side is shutting down",
     ErrorCode.MESSAGE_TOO_BIG: "a message exceeded the size limit; lower the screen size or check the client",
     ErrorCode.INTERNAL_ERROR: "internal error in the recorder; see its log",
+    ErrorCode.TRY_AGAIN_LATER: "the recorder already serves as many clients as it takes; try again later",
     ErrorCode.MALFORMED: "a message could not be decoded; client and recorder disagree on docs/protocol.md",
     ErrorCode.UNKNOWN_KIND: "unknown message kind; update the client or the recorder",
     ErrorCode.VERSION_MISMATCH: "protocol version mismatch; use matching client and recorder versions",

@@ -38,6 +38,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from dataset import portability
 from dataset.atomic import host_name
 
 __all__ = [
@@ -151,7 +152,7 @@ def process_alive(pid: int) -> bool:
         return False
     if pid == os.getpid():
         return True
-    if os.name == "nt":
+    if not portability.POSIX:
         return _windows_process_alive(pid)
     try:
         os.kill(pid, 0)  # signal 0: existence and permission check only

@@ -14,23 +14,15 @@ from pathlib import Path
 import click
 
 from dataset.errors import UsageError
+from dataset.escaping import printable
 from recorder import __version__
 from recorder.console import run_cli
 from recorder.export import export
+from recorder.progress import Bar, setup_logging
 
 __all__ = ["cli", "main"]
 
 log = logging.getLogger("sonic_rl")
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    # websockets logs every connection at INFO; ours already says who connected and why it ended.
-    logging.getLogger("websockets").setLevel(logging.WARNING)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -47,7 +39,7 @@ def cli(log_level: str) -> None:
     Inspect:        sonic-rec ls data/ ; sonic-rec show data/FILE.h5 ; sonic-rec verify data/ --replay
     Export:         sonic-rec export video data/ --overlay ; sonic-rec export minari data/ NAME
     """
-    _setup_logging(log_level)
+    setup_logging(log_level)
 
 
 @cli.command()
@@ -128,7 +120,7 @@ def ls_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
         try:
             rows.append(summarize(f))
         except UsageError as exc:
-            click.echo(f"warning: {exc}", err=True)
+            click.echo(f"warning: {printable(exc)}", err=True)
     partial = [left for left in find_leftovers(paths) if left.final_name.endswith(EPISODE_SUFFIX)]
     if as_json:
         click.echo(json.dumps(rows, indent=1, default=str))
@@ -137,6 +129,8 @@ def ls_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
     else:
         df = pd.DataFrame(rows)
         df["file"] = [Path(f).name for f in df["file"]]  # the JSON keeps full paths
+        for col in ("file", "game", "policy"):  # a client chose the policy id (and could craft a file)
+            df[col] = df[col].map(printable)
         if "bytes_per_step" in df.columns:
             df["bytes_per_step"] = df["bytes_per_step"].round().astype(int)
         cols = [c for c in ("file", "game", "steps", "return", "end_reason", "policy", "size", "bytes_per_step")
@@ -197,7 +191,11 @@ def verify(paths: tuple[Path, ...], replay: bool, clean: bool) -> None:
     leftovers = find_leftovers(paths)
     if not files and not leftovers:
         raise UsageError("no episode files found in " + ", ".join(map(str, paths)))
-    problems = {f: check(f) for f in files}
+    problems: dict[Path, list[str]] = {}
+    with Bar(len(files), "verify", "file") as bar:  # checksums of every chunk: long for big folders
+        for f in files:
+            problems[f] = check(f)
+            bar.update()
     notes: dict[Path, str] = {}
     for f in files:
         if not problems[f]:

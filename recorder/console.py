@@ -15,6 +15,7 @@ from typing import NoReturn
 import click
 
 from dataset.errors import SonicRLError, UsageError
+from dataset.escaping import printable
 
 __all__ = ["run_cli"]
 
@@ -32,10 +33,10 @@ def run_cli(command: click.Command, *, interrupted: str = "interrupted") -> NoRe
         exc.show()
         sys.exit(exc.exit_code)
     except UsageError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {printable(exc)}", err=True)  # may quote a file's metadata or a client's words
         sys.exit(2)
     except SonicRLError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {printable(exc)}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo(interrupted, err=True)

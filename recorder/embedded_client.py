@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dataset.errors import Disconnected, ProtocolError, RemoteError, UnexpectedMessage
+from dataset.errors import Disconnected, ProtocolError, RemoteError, UnexpectedMessage, UsageError
 from recorder import __version__
 from recorder import protocol as p
 from recorder.emulator import Emulator
@@ -36,7 +36,7 @@ class ClientConfig:
     url: str
     game: str  # the emulator's game: a stable-retro id, an ALE ROM name
     state: str | None = None  # stable-retro start state (other emulators have one start)
-    profile: str = ""  # profile named in HELLO (id or .toml path); default: the game
+    profile: str = ""  # the game profile (id or .toml path); HELLO names its id; default: the game
     token: str = ""
     name: str = "sonic-rl embedded client"
     #: Play this recording policy here and stream (client-policy mode, no lockstep); None: the
@@ -46,7 +46,12 @@ class ClientConfig:
 
 
 def hello_for(emu: Emulator, config: ClientConfig) -> p.Hello:
+    from recorder.profile import load_profile
+
     width, height = emu.screen_size
+    # HELLO names a profile by id, never by path: the recorder looks names up among its own
+    # profiles only (issue 9); one started with the same .toml as --game knows its id.
+    profile_id = load_profile(config.profile).id if config.profile else config.game
     return p.Hello(
         client_name=config.name,
         client_version=__version__,
@@ -60,7 +65,7 @@ def hello_for(emu: Emulator, config: ClientConfig) -> p.Hello:
         pixel_format=p.PixelFormat.RGB24,
         ram_size=emu.ram_size,
         buttons=emu.buttons,
-        game=config.profile or config.game,
+        game=profile_id,
         mode=p.Mode.CLIENT_POLICY if config.policy else p.Mode.POLICY,
         token=config.token,
         capabilities=p.Capability.LOAD_START_STATE | p.Capability.SEND_START_STATE,
@@ -75,7 +80,7 @@ def run_client(emu: Emulator, config: ClientConfig) -> int:
             if config.policy:
                 return _streaming_session(ws, emu, hello_for(emu, config), config)
             return _session(ws, emu, hello_for(emu, config))
-    except (RemoteError, ProtocolError) as exc:
+    except (RemoteError, ProtocolError, UsageError) as exc:  # UsageError: a --profile that does not load
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Disconnected as exc:
@@ -212,4 +217,11 @@ def client_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     config = ClientConfig(args.url, args.game, state=args.state, token=args.token, profile=args.profile,
                           policy=args.policy, seed=args.seed)  # fmt: skip
-    return run_client(make_emulator(config), config)
+    try:
+        emulator = make_emulator(config)
+    except UsageError as exc:
+        # One line, and the exit status of a user's mistake (a missing ROM, an unknown start state):
+        # the recorder shows it as its own error (recorder.supervisor).
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return run_client(emulator, config)

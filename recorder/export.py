@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 import click
 
 from dataset.errors import DatasetError
+from recorder.progress import Bar, echo
 
 if TYPE_CHECKING:
     import numpy as np
-    from tqdm import tqdm
 
     from dataset.episode import EpisodeMeta
     from dataset.minari_export import ActionResolver
@@ -44,11 +44,8 @@ def _episode_files(paths: tuple[Path, ...]) -> list[Path]:
     return files
 
 
-def _bar(total: int, unit: str, enabled: bool) -> tqdm:
-    from tqdm import tqdm
-
-    # disable=None: no bar when stderr is not a terminal (a log file gets no \r refreshes).
-    return tqdm(total=total, unit=unit, dynamic_ncols=True, disable=None if enabled else True)
+def _bar(total: int, unit: str, enabled: bool, desc: str) -> Bar:
+    return Bar(total, desc, unit, enabled=enabled)
 
 
 @export.command("video")
@@ -75,11 +72,11 @@ def video(paths: tuple[Path, ...], out: Path | None, fmt: str | None, fps: float
         with EpisodeReader(episode) as ep:
             total += ep.n_steps + 1
     seconds = 0.0
-    with _bar(total, "frame", not no_progress) as bar:
+    with _bar(total, "frame", not no_progress, "video") as bar:
         for episode, target, video_format in targets:
             result = write_video(episode, target, VideoOptions(video_format, fps, overlay), bar.update)
             seconds += result.seconds
-            bar.write(f"{result.path}: {result.frames} frames at {float(result.fps):.4g} fps ({result.seconds:.1f} s)")
+            echo(f"{result.path}: {result.frames} frames at {float(result.fps):.4g} fps ({result.seconds:.1f} s)")
     click.echo(f"wrote {len(targets)} video(s), {total} frames, {seconds:.1f} s of video", err=True)
 
 
@@ -130,7 +127,7 @@ def minari(folder: Path, name: str, observations: str, datasets_path: Path | Non
     for f in files:
         with EpisodeReader(f) as ep:
             total += ep.n_steps
-    with _bar(total, "step", not no_progress) as bar:
+    with _bar(total, "step", not no_progress, "minari") as bar:
         result = export_minari(
             files, name, observations=ObservationKind(observations), resolve_actions=action_resolver(),
             datasets_path=datasets_path, author=author, description=description, progress=bar.update,

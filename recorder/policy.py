@@ -31,11 +31,13 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from dataset.episode import EndReason
 from dataset.errors import ConfigError, ProfileError
 from recorder.profile import ExplorerSpec, GameProfile
 
 __all__ = [
     "POLICY_NAMES",
+    "EndEpisode",
     "Policy",
     "PolicyInput",
     "RandomPolicy",
@@ -66,6 +68,18 @@ class PolicyInput:
     def frame(self) -> np.ndarray:
         """(H, W, 3) uint8 RGB screen after the last step."""
         return self.screen() if callable(self.screen) else self.screen
+
+
+@dataclass(frozen=True)
+class EndEpisode:
+    """What a lockstep policy may answer instead of an action: end the episode here (truncated, ``reason``).
+
+    The recorder saves the episode with the steps so far and starts the next one (RESET), as at any
+    other end. The Gymnasium env (``recorder.gym_env``) answers this when its agent calls ``reset()``
+    with the episode still open.
+    """
+
+    reason: EndReason
 
 
 @runtime_checkable

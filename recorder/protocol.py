@@ -667,6 +667,10 @@ def _decode_hello(r: _Reader) -> Hello:
         for what in ("client name", "client version", "emulator", "core", "system", "ROM name", "ROM hash", "game")
     ]
     mode, width, height, fmt, ram_size = r.unpack(_HELLO_MID, "HELLO screen fields")
+    if width > MAX_SCREEN_SIDE or height > MAX_SCREEN_SIDE:
+        raise MalformedMessage(f"HELLO declares a {width}x{height} screen, over {MAX_SCREEN_SIDE} pixels a side")
+    if ram_size > MAX_RAM_BYTES:
+        raise MalformedMessage(f"HELLO declares {ram_size} bytes of RAM, over the {MAX_RAM_BYTES}-byte limit")
     n_buttons = r.u8("button count")
     if n_buttons > MAX_BUTTONS:
         raise MalformedMessage(f"{n_buttons} buttons declared, at most {MAX_BUTTONS} allowed")

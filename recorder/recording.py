@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
-
-from dataset.errors import ConfigError, SonicRLError
+from dataset import portability
+from dataset.atomic import check_writable_folder
+from dataset.errors import ConfigError
 from recorder import protocol as p
 from recorder.emulator import EMULATOR_KINDS
 from recorder.profile import load_profile
+from recorder.progress import Bar, echo
 from recorder.server import EpisodeSummary, PolicyFactory, Recorder, ServerConfig
+from recorder.server_config import DEFAULT_MAX_CONNECTIONS
 from recorder.supervisor import ClientSupervisor, spawn_client
 
 __all__ = ["RecordConfig", "RecordResult", "record", "start_client", "start_server"]
@@ -54,6 +54,8 @@ class RecordConfig:
     step_timeout: float = 10.0
     progress: bool = True
     state: str | None = None  # stable-retro start state for embedded clients (ALE games have one)
+    #: The progress bar's label: "record", or "eval" for ``sonic-train eval``.
+    label: str = "record"
 
     def server_config(self) -> ServerConfig:
         mode = self.mode or ("policy" if self.emulator != "none" else "human")
@@ -73,6 +75,7 @@ class RecordConfig:
             episodes_per_client=(
                 -(-self.episodes // self.clients) if self.emulator != "none" and self.episodes else None
             ),
+            max_connections=max(DEFAULT_MAX_CONNECTIONS, self.clients),
         )
 
 
@@ -81,6 +84,9 @@ class RecordResult:
     episodes: list[EpisodeSummary] = field(default_factory=list)
     steps: int = 0
     frames: int = 0
+    #: Recording time: from the first episode's start to the last one's save (not the emulators'
+    #: start-up, nor the wait for BizHawk to connect, nor the shutdown), so frames/s is the
+    #: recording speed (issue 12).
     seconds: float = 0.0
     interrupted: bool = False
 
@@ -95,6 +101,8 @@ def record(
     on_episode: Callable[[EpisodeSummary], None] | None = None,
 ) -> RecordResult:
     """Serve (and play, with an embedded ``emulator``) until the episode budget is spent or a signal arrives."""
+    if config.out is not None:
+        check_writable_folder(config.out)  # a read-only or full folder: one line now, not 1011s later
     kinds = " or ".join(repr(k) for k in EMULATOR_KINDS)
     if config.emulator != "none" and config.emulator not in EMULATOR_KINDS:
         raise ConfigError(f"--emulator must be {kinds} or left out (BizHawk), got {config.emulator!r}")
@@ -127,8 +135,7 @@ async def _record(
         result.interrupted = True
         recorder.shutdown()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig.name)
+    restore_signals = portability.on_signals(loop, on_signal)
     server_task, url = await start_server(recorder)
     # With no policy object from the caller, --policy (random/scripted) runs inside each
     # emulator process and streams (client-policy mode): no lockstep round trip per step.
@@ -136,25 +143,21 @@ async def _record(
     embedded = config.emulator != "none"
     clients = ClientSupervisor(lambda i: start_client(config, url, i, client_policy), config.clients if embedded else 0)
     if not embedded:
-        print("waiting for the BizHawk tool to connect (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        echo("waiting for the BizHawk tool to connect (Ctrl-C to stop)")
     watch = asyncio.create_task(_watch(recorder, clients, config, result))
     try:
         await server_task
     finally:
         watch.cancel()
         await clients.reap_all()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        restore_signals()
     result.episodes = list(recorder.stats.episodes)
     result.steps = recorder.stats.steps
     result.frames = recorder.stats.frames
-    result.seconds = time.monotonic() - recorder.stats.started
+    result.seconds = recorder.stats.recording_seconds()
     failed = clients.failed()
     if failed and not result.interrupted and config.episodes is not None and len(result.episodes) < config.episodes:
-        raise SonicRLError(
-            f"{len(failed)} emulator client(s) failed (exit {failed[0].returncode}) before "
-            f"{config.episodes} episodes were recorded; see the messages above"
-        )
+        raise clients.failure(f"before {config.episodes} episodes were recorded")
     return result
 
 
@@ -172,7 +175,7 @@ async def start_server(recorder: Recorder) -> tuple[asyncio.Task[None], str]:
         server_task.result()
     url = f"ws://{config.host}:{recorder.port}"
     # Tools and tests wait for this exact line (docs/protocol.md, docs/bizhawk.md).
-    print(f"listening on {url}", file=sys.stderr, flush=True)
+    echo(f"listening on {url}")
     return server_task, url
 
 
@@ -186,8 +189,8 @@ def start_client(
     if config.emulator not in EMULATOR_KINDS:
         raise ConfigError(f"there is no embedded client for --emulator {config.emulator!r}")
     module, _ = EMULATOR_KINDS[config.emulator]
-    # The emulator runs the profile's game for that emulator; HELLO names the profile as the user gave
-    # it (an id, or a .toml path the recorder loads).
+    # The emulator runs the profile's game for that emulator; the client loads the profile as the user
+    # gave it (an id, or a .toml path) and names its id in HELLO.
     game = load_profile(str(config.game)).embedded_game(config.emulator)
     cmd = [sys.executable, "-m", module, "--url", url, "--game", game, "--profile", str(config.game)]
     if config.token:
@@ -202,22 +205,16 @@ def start_client(
 
 async def _watch(recorder: Recorder, clients: ClientSupervisor, config: RecordConfig, result: RecordResult) -> None:
     """Progress bar, and stop when every embedded client has exited."""
-    total = config.episodes
-    bar = tqdm(total=total, unit="ep", desc="recording", disable=not config.progress, dynamic_ncols=True)
-    seen = 0
-    try:
-        while True:
-            await asyncio.sleep(0.25)
-            stats = recorder.stats
-            elapsed = max(time.monotonic() - stats.started, 1e-9)
-            new = len(stats.episodes) - seen
-            if new:
-                bar.update(new)
-                seen += new
-            bar.set_postfix(steps=stats.steps, fps=f"{stats.frames / elapsed:,.0f}", clients=stats.connections,
-                            refresh=True)  # fmt: skip
-            if clients.all_exited():
-                recorder.shutdown()
-                return
-    finally:
-        bar.close()
+    stats = recorder.stats
+    with Bar(config.episodes, config.label, "ep", enabled=config.progress) as bar:
+        try:
+            while True:
+                await asyncio.sleep(0.25)
+                bar.set_n(len(stats.episodes))
+                fps = stats.frames / max(stats.recording_seconds(live=True), 1e-9)
+                bar.set_postfix(f"steps={stats.steps}, fps={fps:,.0f}, clients={stats.connections}")
+                if clients.all_exited():
+                    recorder.shutdown()
+                    return
+        finally:  # cancelled when the budget is spent: the bar ends on the last episodes, not before them
+            bar.set_n(len(stats.episodes))

@@ -9,11 +9,12 @@ import sys
 
 import numpy as np
 
+from dataset.errors import UsageError
 from recorder import protocol as p
 from recorder.embedded_client import client_main
 from recorder.emulator import Emulator
 
-__all__ = ["EMULATOR", "RetroEmulator", "main", "to_68k_order"]
+__all__ = ["EMULATOR", "RetroEmulator", "check_game", "main", "to_68k_order"]
 
 
 def to_68k_order(ram: np.ndarray) -> np.ndarray:
@@ -25,6 +26,30 @@ def to_68k_order(ram: np.ndarray) -> np.ndarray:
     return ram.reshape(-1, 2)[:, ::-1].reshape(-1)
 
 
+def check_game(game: str, state: str | None) -> None:
+    """UsageError (one line) unless stable-retro has ``game``, its ROM, and the start state ``state``.
+
+    stable-retro itself fails on these deep inside ``make`` (a missing state even as a TypeError
+    from gzip), which reached users as a 29-line traceback from the client process (issue 12).
+    """
+    import stable_retro as retro
+
+    try:
+        retro.data.get_romfile_path(game)
+    except FileNotFoundError:
+        if retro.data.get_file_path(game, "rom.sha") is None:
+            raise UsageError(f"stable-retro has no game {game!r} (ids end in -v0)") from None
+        raise UsageError(
+            f"the ROM of {game} is not imported: import your copy with `python -m stable_retro.import DIR`"
+        ) from None
+    if not state:
+        return
+    name = state if state.endswith(".state") else state + ".state"
+    if retro.data.get_file_path(game, name) is None:
+        known = ", ".join(retro.data.list_states(game)) or "none"
+        raise UsageError(f"{game} has no start state {state!r} (its states: {known})")
+
+
 class RetroEmulator(Emulator):
     """A stable-retro environment driven frame by frame with button masks."""
 
@@ -34,6 +59,7 @@ class RetroEmulator(Emulator):
     def __init__(self, game: str, state: str | None = None) -> None:
         import stable_retro as retro  # heavy import, and only clients need it
 
+        check_game(game, state)
         kwargs = {} if not state else {"state": state}
         self.env = retro.make(game=game, render_mode=None, **kwargs)
         self.game = game

@@ -16,6 +16,7 @@ import click
 
 from dataset.errors import ConfigError, DatasetError
 from recorder.console import run_cli
+from recorder.progress import setup_logging
 from trainer import flags
 from trainer.config import Algo, EvalConfig, OnlineConfig, TrainConfig
 from trainer.plot import plot
@@ -25,7 +26,9 @@ __all__ = ["cli", "main"]
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="sonic-rl")
-def cli() -> None:
+@click.option("--log-level", default="WARNING", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))  # fmt: skip
+def cli(log_level: str) -> None:
     """Offline training (DQN, Double DQN, CQL) over episodes recorded by sonic-rec, online fine-tuning, evaluation.
 
     \b
@@ -35,6 +38,7 @@ def cli() -> None:
     Fine-tune:  sonic-train online --resume runs/air --emulator retro
     Scratch:    sonic-train online --run runs/new --emulator retro --game Airstriker-Genesis-v0
     """
+    setup_logging(log_level)
 
 
 @cli.command()

@@ -356,7 +356,10 @@ class OnlineConfig:
     token: str | None = flag(None, help="Shared secret clients must send (required off loopback).")
     seed: int = flag(0, help="Seed of the exploration and the emulators.")
     batch_window_ms: float = flag(2.0, help="How long the actor waits to batch observations from several clients.")
-    progress_every_s: float = flag(5.0, name="--progress-every", help="Seconds between progress lines.")
+    progress_every_s: float = flag(5.0, name="--progress-every",
+                                   help="Seconds between status lines when the output is not a terminal "
+                                        "(at a terminal: a progress bar).")  # fmt: skip
+    progress: bool = flag(True, name="--no-progress", help="No progress bar or status lines.")
     tensorboard: bool = True
 
     def __post_init__(self) -> None:

@@ -170,6 +170,7 @@ def play(
         seed=config.seed,
         port=0,
         progress=config.progress,
+        label="eval",
     )
 
     def factory(_profile: GameProfile, _seed: int) -> Policy:

@@ -142,9 +142,12 @@ class FrameCache:
         cache_dir: Path | None = None,
         *,
         fingerprint: str | None = None,
-        progress: Callable[[str], None] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> FrameCache:
-        """Open the cache for these files and preprocessing, building it on first use."""
+        """Open the cache for these files and preprocessing, building it on first use.
+
+        While building, ``progress(done, total)`` is called before the first file and after each.
+        """
         if not files:
             raise DatasetError("no episode files given; pass .h5 files recorded by sonic-rec")
         fingerprint = fingerprint or dataset_fingerprint(files)
@@ -185,7 +188,7 @@ def _build_cache(
     files: Sequence[Path],
     preprocess: PreprocessConfig,
     fingerprint: str,
-    progress: Callable[[str], None] | None,
+    progress: Callable[[int, int], None] | None,
 ) -> None:
     headers = _read_headers(files)
     if bad := next((h.path for h in headers if h.n_steps < 1), None):
@@ -197,14 +200,16 @@ def _build_cache(
     parts: list[StepArrays] = []
     mapped = human = 0
     offset = 0
+    if progress is not None:
+        progress(0, len(headers))
     for i, h in enumerate(headers):
-        if progress is not None:
-            progress(f"preprocessing {h.path} ({i + 1}/{len(headers)})")
         episode = read_episode(h, preprocess, frames_out=frames[offset : offset + h.n_steps + 1])
         parts.append(episode.steps)
         mapped += episode.mapped_steps
         human += episode.human_steps
         offset += h.n_steps + 1
+        if progress is not None:
+            progress(i + 1, len(headers))
     frames.flush()
     del frames
     steps = StepArrays.concat(parts)

@@ -19,17 +19,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import sys
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from dataset.errors import ConfigError, DatasetError
+from recorder.progress import Bar, echo
 from trainer.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -93,7 +91,7 @@ def prepare_run(
     elif config.files:
         # Killed before it saved anything (config.json comes first): --resume starts the run, so
         # "resume with --resume" is always the right thing to do after an interruption.
-        print(f"nothing saved in {run_dir} yet; starting the run", file=sys.stderr, flush=True)
+        echo(f"nothing saved in {run_dir} yet; starting the run")
         return config
     else:
         raise ConfigError(
@@ -127,13 +125,26 @@ def open_store(
     files = [Path(f) for f in config.files]
     if not files:
         raise DatasetError("no episode files matched; pass .h5 files or folders recorded by sonic-rec")
-    cache = FrameCache.open(
-        files,
-        config.preprocess,
-        Path(config.cache_dir) if config.cache_dir else None,
-        fingerprint=fingerprint,
-        progress=(lambda m: print(m, flush=True)) if progress else None,
-    )
+    bar: Bar | None = None
+
+    def report(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:  # only when the cache is built: opening a built one is instant
+            echo(f"preprocessing {total} episode file(s) into the replay cache")
+            bar = Bar(total, "preprocess", "file")
+        bar.set_n(done)
+
+    try:
+        cache = FrameCache.open(
+            files,
+            config.preprocess,
+            Path(config.cache_dir) if config.cache_dir else None,
+            fingerprint=fingerprint,
+            progress=report if progress else None,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
     return ReplayStore.from_cache(
         cache,
         gamma=config.gamma,
@@ -184,11 +195,8 @@ def train_offline(
         + "\n"
     )
     if info.human_steps:
-        print(
-            f"{info.mapped_steps} of {info.n_transitions} steps ({100 * info.mapped_share:.1f}%) held "
-            "buttons outside the action set and were mapped to the nearest action",
-            flush=True,
-        )
+        echo(f"{info.mapped_steps} of {info.n_transitions} steps ({100 * info.mapped_share:.1f}%) held "
+             "buttons outside the action set and were mapped to the nearest action")  # fmt: skip
 
     if device.type == "cpu":
         # Bit-for-bit repeatable runs on CPU for a given --seed.
@@ -199,9 +207,9 @@ def train_offline(
         restore_training_state(learner, rng, state)
     start = learner.updates
     if ckpt is not None:
-        print(f"resuming {run_dir} from {ckpt.name} (update {start})", file=sys.stderr, flush=True)
+        echo(f"resuming {run_dir} from {ckpt.name} (update {start})")
     elif resume and started:  # stopped before its first checkpoint: nothing learned was kept
-        print(f"resuming {run_dir} from update 0 (it has no checkpoint yet)", file=sys.stderr, flush=True)
+        echo(f"resuming {run_dir} from update 0 (it has no checkpoint yet)")
 
     def save() -> Path:
         state = training_state(learner, config, info, rng)
@@ -212,36 +220,24 @@ def train_offline(
     stop = stop or threading.Event()
 
     def announce(signame: str) -> None:
-        print(f"\n{signame}: saving a checkpoint of the current update", file=sys.stderr, flush=True)
+        echo(f"{signame}: saving a checkpoint of the current update")
 
     with (
         stop_on_signals(stop, announce),
         MetricsLog(run_dir, resume_from=start if resume else None, tensorboard=tensorboard) as metrics,
-        _progress_bar(progress, config.updates, start) as bar,
+        Bar(config.updates, "train", "upd", enabled=progress, initial=start) as bar,
     ):
         def log(u: int, values: dict[str, float]) -> None:
             metrics.write(u, values)
-            if bar is not None:
-                bar.set_postfix(loss=f"{values['loss']:.4f}", q=f"{values['q_mean']:.3f}",
-                                ups=f"{values['updates_per_s']:.1f}")  # fmt: skip
+            bar.set_postfix(f"loss={values['loss']:.4f}, q={values['q_mean']:.3f}, "
+                            f"ups={values['updates_per_s']:.1f}")  # fmt: skip
 
         done = train_loop(
             learner, DeviceFeeder(store, rng, config.batch_size, device), target=config.updates,
             log_every=config.log_every, checkpoint_every=config.checkpoint_every, save=save, log=log, stop=stop,
-            after_update=None if bar is None else lambda _u: bar.update(1),
+            after_update=lambda _u: bar.update(1),
         )  # fmt: skip
     assert done.checkpoint is not None  # at least one update ran, so the loop saved
     return TrainResult(run_dir, done.updates, start, done.checkpoint, done.updates_per_s, done.last_metrics,
                        interrupted=done.stopped and done.updates < config.updates)  # fmt: skip
 
-
-@contextmanager
-def _progress_bar(show: bool, total: int, initial: int) -> Iterator[tqdm | None]:
-    if not show:
-        yield None
-        return
-    bar = tqdm(total=total, initial=initial, unit="upd", dynamic_ncols=True, desc="train")
-    try:
-        yield bar
-    finally:
-        bar.close()

@@ -33,15 +33,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import signal
 import statistics
-import sys
 import time
 from pathlib import Path
 
+from dataset import portability
+from dataset.episode import EndReason
 from recorder import protocol as p
+from recorder.progress import Bar, echo, setup_logging
 from recorder.recording import RecordConfig, start_client, start_server
 from recorder.server import Recorder, ServerConfig
+from recorder.server_config import DEFAULT_MAX_CONNECTIONS
 from recorder.supervisor import ClientSupervisor
 from trainer.config import OnlineConfig, TrainConfig
 from trainer.metrics import MetricsLog
@@ -85,6 +87,7 @@ async def _serve(session: OnlineSession) -> tuple[bool, float]:
         out=session.out, host=cfg.host, port=cfg.port, token=cfg.token, game=session.game, mode=p.Mode.POLICY,
         frame_skip=session.frame_skip, max_steps=cfg.max_steps, episodes=None,
         seed=cfg.seed + session.learner.updates, step_timeout=10.0, policy_only=True,
+        max_connections=max(DEFAULT_MAX_CONNECTIONS, cfg.clients),
     )  # fmt: skip
     recorder = Recorder(server_config, session.policy_factory, session.on_episode)
     session.recorder = recorder
@@ -94,12 +97,11 @@ async def _serve(session: OnlineSession) -> tuple[bool, float]:
     def on_signal(signame: str) -> None:
         nonlocal interrupted
         if not interrupted:
-            print(f"{signame}: saving a checkpoint and the open episodes (as truncated)", file=sys.stderr, flush=True)
+            echo(f"{signame}: saving a checkpoint and the open episodes (as truncated)")
         interrupted = True
         recorder.shutdown()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig.name)
+    restore_signals = portability.on_signals(loop, on_signal)
     session.actor.start()
     server_task, url = await start_server(recorder)
     thread = session.learner_thread
@@ -111,24 +113,27 @@ async def _serve(session: OnlineSession) -> tuple[bool, float]:
     clients = ClientSupervisor(lambda i: start_client(record_config, url, i), cfg.clients if embedded else 0,
                                restart=True)  # fmt: skip
     if not embedded:
-        print(f"waiting for the BizHawk tool to connect in policy mode to {url} (Ctrl-C to stop)",
-              file=sys.stderr, flush=True)  # fmt: skip
-    started = last_print = time.monotonic()
+        echo(f"waiting for the BizHawk tool to connect in policy mode to {url} (Ctrl-C to stop)")
+    started = time.monotonic()
+    # One bar over the --steps budget (its ETA is the session's); without a terminal, a status line
+    # every --progress-every seconds instead.
+    bar = Bar(cfg.steps, "online", "step", initial=session.env_steps(), enabled=cfg.progress,
+              lines_every=cfg.progress_every_s)  # fmt: skip
     try:
         while not server_task.done():
             await asyncio.sleep(0.1)
             if thread.budget_reached.is_set() or session.env_steps() >= cfg.steps:
-                recorder.shutdown()
+                # The open episodes end as `budget`, not `interrupted` (Ctrl-C): the run stopped on purpose.
+                recorder.shutdown(EndReason.BUDGET)
             if not recorder.done.is_set():
                 clients.poll()
-            now = time.monotonic()
-            if now - last_print >= cfg.progress_every_s:
-                last_print = now
-                _progress(session, recorder, now - started)
+            bar.set_n(min(session.env_steps(), cfg.steps))
+            bar.set_postfix(_status(session, recorder, time.monotonic() - started))
         await server_task
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        bar.set_n(min(session.env_steps(), cfg.steps))  # the steps of the last moments, then the bar ends
+        bar.close()
+        restore_signals()
         # The learner's loop saves a checkpoint of its last update when it stops.
         thread.stop_event.set()
         await loop.run_in_executor(None, thread.join)
@@ -142,17 +147,15 @@ async def _serve(session: OnlineSession) -> tuple[bool, float]:
     return interrupted, time.monotonic() - started
 
 
-def _progress(session: OnlineSession, recorder: Recorder, elapsed: float) -> None:
+def _status(session: OnlineSession, recorder: Recorder, elapsed: float) -> str:
     thread = session.learner_thread
     ret = f"{statistics.fmean(session.returns):.1f}" if session.returns else "-"
-    print(
-        f"online: {session.env_steps()} steps ({recorder.stats.steps / elapsed:.1f}/s), "
-        f"{thread.online_updates()} updates ({thread.session_updates() / elapsed:.1f}/s), "
-        f"{len(session.session_returns)} episodes, mean return {ret} (last {len(session.returns)}), "
-        f"epsilon {session.actor.epsilon_now():.3f}, {recorder.stats.connections} client(s), "
-        f"batch {session.actor.stats()['mean_batch']:.2f}",
-        file=sys.stderr, flush=True,
-    )  # fmt: skip
+    return (
+        f"{thread.online_updates()} upd ({thread.session_updates() / max(elapsed, 1e-9):.1f}/s), "
+        f"{len(session.session_returns)} ep, return {ret} (last {len(session.returns)}), "
+        f"eps {session.actor.epsilon_now():.3f}, {recorder.stats.connections} client(s), "
+        f"batch {session.actor.stats()['mean_batch']:.2f}"
+    )
 
 
 def run_online(config: OnlineConfig, new_run: TrainConfig | None = None) -> OnlineResult:
@@ -161,21 +164,18 @@ def run_online(config: OnlineConfig, new_run: TrainConfig | None = None) -> Onli
     ``new_run``: start a new run in ``config.run_dir`` with this config, learning from scratch.
     """
     if logging.getLogger().handlers == []:
-        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        setup_logging(logging.WARNING)
     session = OnlineSession(config, new_run)
     config = session.config  # the epsilon schedule resolved
     run_dir = session.run_dir
     if session.env_steps() >= config.steps:
-        print(
-            f"nothing to do: the run already has {session.env_steps()} online steps (--steps {config.steps}); "
-            "raise --steps to go on",
-            file=sys.stderr, flush=True,
-        )  # fmt: skip
+        echo(f"nothing to do: the run already has {session.env_steps()} online steps (--steps {config.steps}); "
+             "raise --steps to go on")  # fmt: skip
         return _result(session, 0, 0.0, interrupted=False)
     online_updates = session.learner.updates - session.meta.start_update
     if config.updates and online_updates >= config.updates:
-        print(f"nothing to do: the run already has {online_updates} online updates (--updates {config.updates}); "
-              "raise --updates to go on", file=sys.stderr, flush=True)  # fmt: skip
+        echo(f"nothing to do: the run already has {online_updates} online updates (--updates {config.updates}); "
+             "raise --updates to go on")  # fmt: skip
         return _result(session, 0, 0.0, interrupted=False)
     session.out.mkdir(parents=True, exist_ok=True)
     session.history.append({
@@ -186,8 +186,7 @@ def run_online(config: OnlineConfig, new_run: TrainConfig | None = None) -> Onli
     session.meta.save(run_dir, session.history)
     start = (f"resuming {run_dir} from {session.resumed_from.name} (update {session.learner.updates})"
              if session.resumed_from is not None else f"learning {session.game} from scratch in {run_dir}")  # fmt: skip
-    print(f"{start}; {session.base_steps} online steps so far; new episodes go to {session.out}",
-          file=sys.stderr, flush=True)  # fmt: skip
+    echo(f"{start}; {session.base_steps} online steps so far; new episodes go to {session.out}")
     with MetricsLog(run_dir, resume_from=session.learner.updates, tensorboard=config.tensorboard) as metrics:
         session.metrics = metrics
         interrupted, seconds = asyncio.run(_serve(session))

@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import statistics
-import sys
 import threading
 import uuid
 from pathlib import Path
@@ -27,6 +26,7 @@ import torch
 from dataset.atomic import atomic_write_text
 from dataset.errors import ConfigError, DatasetError, ErrorCode, ProtocolError
 from recorder.profile import GameProfile, load_profile
+from recorder.progress import echo
 from recorder.server import EpisodeSummary, Recorder
 from trainer.actor import ActorHandle, BatchedActor
 from trainer.checkpoint import (
@@ -192,7 +192,7 @@ class OnlineSession:
         )  # fmt: skip
         earlier = run_files(self.out, self.meta.run_id)
         if earlier:
-            print(f"reading {len(earlier)} online episode(s) of this run from {self.out}", file=sys.stderr, flush=True)
+            echo(f"reading {len(earlier)} online episode(s) of this run from {self.out}")
         for path in earlier:
             try:
                 self.online.add_file(path)
@@ -293,12 +293,8 @@ class OnlineSession:
 
     def on_episode(self, summary: EpisodeSummary) -> None:
         """The recorder saved an episode file: hand it to the learner, which appends it to the online store."""
-        print(
-            f"episode {summary.session_id}/{summary.episode}: return {summary.episode_return:.1f}, "
-            f"{summary.steps} steps, {summary.end_reason.label}"
-            + (f", {summary.path.name}" if summary.path else ""),
-            file=sys.stderr, flush=True,
-        )  # fmt: skip
+        echo(f"episode {summary.session_id}/{summary.episode}: return {summary.episode_return:.1f}, "
+             f"{summary.steps} steps, {summary.end_reason.label}" + (f", {summary.path.name}" if summary.path else ""))
         if summary.policy_id != self.policy_id:
             # Human-mode clients are refused at the handshake (ServerConfig.policy_only); this guards
             # any other policy: its episodes are kept as recordings but stay out of training.

@@ -131,6 +131,12 @@ namespace SonicRL.Tool.Headless
             h.Receive(new StatusMsg { Episode = 0, Steps = 15, LastReward = 1, Return = 15 }, "status");
             h.Receive(new Stop { Reason = StopReason.Done, Text = "done" }, "stop");
             h.Receive(Action(3, 1), "action after stop");
+
+            // Which closes the tool retries: a recorder not (yet) there, going away, failing, or full.
+            List<string> retried = new List<string>();
+            foreach (int code in new[] { 1000, 1001, 1005, 1006, 1009, 1011, 1013, 4000, 4003, 4005, 4007 })
+                if (ReconnectBackoff.IsWorthRetrying(code)) retried.Add(code.ToString());
+            Console.WriteLine($"retried: {string.Join(" ", retried)}");
             return 0;
         }
     }

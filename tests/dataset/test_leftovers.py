@@ -169,7 +169,7 @@ def test_windows_liveness_check(monkeypatch: pytest.MonkeyPatch) -> None:
     import ctypes
     import types
 
-    import dataset.leftovers as leftovers
+    from dataset import portability
 
     processes = {100: 259, 104: 0}  # pid -> exit code (259 = STILL_ACTIVE)
     denied = {108}
@@ -199,8 +199,8 @@ def test_windows_liveness_check(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     monkeypatch.setattr(ctypes, "WinDLL", lambda name, use_last_error: kernel32, raising=False)
     monkeypatch.setattr(ctypes, "get_last_error", lambda: last_error["code"], raising=False)
-    # Only dataset.leftovers sees Windows (pathlib and pytest must not).
-    monkeypatch.setattr(leftovers, "os", types.SimpleNamespace(name="nt", getpid=os.getpid))
+    # The one platform switch (dataset.portability): pathlib and pytest keep seeing POSIX.
+    monkeypatch.setattr(portability, "POSIX", False)
     assert process_alive(100)  # running
     assert not process_alive(104)  # exited, handle still open somewhere
     assert process_alive(108)  # someone else's process: exists

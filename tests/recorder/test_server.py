@@ -13,7 +13,8 @@ from dataset.catalog import check
 from dataset.episode import EndReason, EpisodeReader
 from dataset.errors import ConfigError, ErrorCode
 from recorder import protocol as p
-from recorder.server import STATUS_EVERY_STEPS, Recorder, ServerConfig
+from recorder.server import Recorder, ServerConfig
+from recorder.session import STATUS_EVERY_STEPS
 from tests.recorder.conftest import H, W, client, handshake, hello, observation, running_recorder
 
 
@@ -370,3 +371,86 @@ def test_client_policy_session_streams_and_drops_steps_past_the_end(out: Path) -
             assert ("policy_runs_in", "client") in ep.meta.extra
             assert (ep.actions() == prof.action_names.index("right_fire")).all()
             assert (ep.actors() == 1).all() and len(ep.gaps()) == 0
+
+
+def test_connections_over_the_cap_are_told_to_try_again_later(out: Path) -> None:
+    with running_recorder(ServerConfig(out=out, port=0, max_connections=1)) as rec:
+        with client(rec) as first:
+            handshake(first)
+            with client(rec) as second, pytest.raises(ConnectionClosed) as closed:
+                second.recv(timeout=10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == ErrorCode.TRY_AGAIN_LATER
+            assert "serves 1 clients" in closed.value.rcvd.reason
+        # The slot is free again once the first client has gone.
+        deadline = time.monotonic() + 10
+        while rec.stats.connections and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with client(rec) as third:
+            handshake(third)
+
+
+def test_silent_clients_are_closed_before_and_after_hello(out: Path) -> None:
+    config = ServerConfig(out=out, port=0, handshake_timeout=0.3, idle_timeout=0.5)
+    with running_recorder(config) as rec:
+        with client(rec) as mute:
+            assert "no HELLO within" in expect_error(mute, ErrorCode.UNEXPECTED)
+        with client(rec) as idle:
+            handshake(idle)
+            begin(idle)
+            step(idle, 1, 4)
+            started = time.monotonic()
+            assert "no message for" in expect_error(idle, ErrorCode.STEP_TIMEOUT)
+            assert time.monotonic() - started >= 0.4  # counted from the last message, not the connection
+        [path] = wait_files(out, 1)
+    with EpisodeReader(path) as ep:
+        assert ep.n_steps == 1 and ep.end_reason == EndReason.DISCONNECT
+
+
+def test_a_client_that_keeps_talking_is_not_idle(out: Path) -> None:
+    with running_recorder(ServerConfig(out=out, port=0, idle_timeout=0.4)) as rec, client(rec) as ws:
+        handshake(ws)
+        begin(ws)
+        for seq in range(1, 9):  # 0.8 s in all, 0.1 s apart
+            time.sleep(0.1)
+            step(ws, seq, 4 * seq)
+        assert drain(ws, quiet=0.1) == []
+
+
+def test_a_hello_naming_a_profile_file_is_refused(out: Path, tmp_path: Path) -> None:
+    """Issue 9: a client cannot make the recorder read a file, nor learn whether one exists."""
+    from recorder.profile import load_profile
+
+    profile = tmp_path / "secret.toml"
+    profile.write_text(load_profile("Airstriker-Genesis-v0").text, encoding="utf-8")
+    with running_recorder(ServerConfig(out=out, port=0)) as rec:
+        replies = []
+        for game in (str(profile), str(tmp_path / "missing.toml")):
+            with client(rec) as ws:
+                ws.send(p.encode(hello(game=game)))
+                replies.append(expect_error(ws, ErrorCode.UNKNOWN_GAME))
+    assert all("not a profile id" in r for r in replies)
+    # The same words whether or not the file exists, apart from the name the client sent.
+    assert replies[0].replace(str(profile), "X") == replies[1].replace(str(tmp_path / "missing.toml"), "X")
+
+
+def test_bad_values_in_a_session_get_their_code_and_no_file_is_left_half_written(out: Path) -> None:
+    """Issue 11: client input never causes 1011; the episode saved so far passes verify."""
+    bad = [
+        p.Step(2, 8, 0, (0,) * 4, p.Observation(W, H, p.PixelFormat.RGB24, bytes(W * H * 3), bytes(1000))),
+        p.Step(2, 8, 0, (1 << 20,) * 4, observation(2)),
+        p.Step(2, 2**64 - 1, 0, (0,) * 4, observation(2)),
+        p.FramesDropped(2, 2**32 - 1, 8, 8),
+    ]
+    with running_recorder(ServerConfig(out=out, port=0)) as rec:
+        for msg in bad:
+            with client(rec) as ws:
+                handshake(ws)
+                begin(ws)
+                step(ws, 1, 4)
+                ws.send(p.encode(msg))
+                expect_error(ws, ErrorCode.MALFORMED)
+        files = wait_files(out, len(bad))
+    for f in files:
+        assert check(f) == []
+        with EpisodeReader(f) as ep:
+            assert ep.n_steps == 1 and len(ep.gaps()) == 0

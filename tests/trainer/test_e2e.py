@@ -25,6 +25,32 @@ SONIC_TRAIN = [sys.executable, "-c", "from trainer.cli import main; main()"]
 ACTIONS = ("noop", "fire", "left", "right", "left_fire", "right_fire")
 
 
+def run_at_a_terminal(cmd: list[str], timeout: float = 120) -> str:
+    """Run ``cmd`` with standard error on a pseudo-terminal (120 columns); return what it drew there."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 1 << 16)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert proc.wait(timeout=timeout) == 0, out.decode(errors="replace")
+    return out.decode(errors="replace")
+
+
 def run(cmd: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{cmd[3:]} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
@@ -94,6 +120,10 @@ def test_record_train_eval_through_the_commands(tmp_path: Path) -> None:
             assert ep.n_steps == 50
             assert set(ep.actions().tolist()) <= set(range(len(ACTIONS)))
     assert sorted(round(_episode_return(p), 2) for p in saved) == sorted(returns)
+
+    # At a terminal, eval draws one bar, labelled as evaluation (it used to say "recording:").
+    drawn = run_at_a_terminal([*SONIC_TRAIN, "eval", str(run_dir), "--episodes", "1", "--max-steps", "20"])
+    assert "eval: 100%" in drawn and "1/1" in drawn and "record" not in drawn, drawn
 
 
 def _episode_return(path: Path) -> float:

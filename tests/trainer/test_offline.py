@@ -256,11 +256,11 @@ def test_a_kill_before_config_json_does_not_block_resume(tmp_path: Path) -> None
     proc = subprocess.Popen(
         [*SONIC_TRAIN, "offline", str(big), "--run", str(run), "--updates", "4", "--batch-size", "8",
          "--frame-size", "36x36", "--cache-dir", str(cache), "--device", "cpu"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()  # printed just before the episode is read
+        assert proc.stderr is not None
+        line = proc.stderr.readline()  # a note (stderr), printed just before the episode is read
         assert line.startswith("preprocessing"), line
         proc.kill()
         proc.wait(timeout=30)

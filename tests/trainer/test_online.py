@@ -236,6 +236,17 @@ def test_online_resume_records_trains_and_resumes_again(run: Path) -> None:
     assert again.returncode == 0 and "nothing to do" in again.stderr
 
 
+def test_the_steps_budget_ends_the_open_episode_as_budget_not_interrupted(run: Path) -> None:
+    # Episodes of up to 1000 steps: the 40-step budget is spent with the first one still open.
+    done = _online(run, "--emulator", "retro", "--max-steps", "1000", "--steps", "40", "--checkpoint-every", "1000")
+    assert done.returncode == 0, done.stderr
+    (ep,) = _episodes(run / "online")
+    assert ep.end_reason is EndReason.BUDGET and ep.n_steps >= 40
+    assert ep.truncated()[-1] and not ep.terminated()[-1]  # cut short: a learner still bootstraps from it
+    assert "budget" in done.stderr and "interrupted" not in done.stderr
+    assert "\r" not in done.stderr  # not a terminal: status lines, no bar
+
+
 @pytest.fixture
 def torch_threads() -> Iterator[None]:
     """run_online sizes torch's thread pool for the machine; give the other tests theirs back."""

@@ -86,6 +86,7 @@ namespace SonicRL.Tool
         AbnormalClosure = 1006,
         MessageTooBig = 1009,
         InternalError = 1011,
+        TryAgainLater = 1013,
         Malformed = 4000,
         UnknownKind = 4001,
         VersionMismatch = 4002,
@@ -106,6 +107,7 @@ namespace SonicRL.Tool
             { 1006, "the connection dropped without a close message; is the recorder still running?" },
             { 1009, "a message exceeded the 16 MiB limit; lower the screen size (BizHawk: Config > Display) or check the tool" },
             { 1011, "internal error in the recorder; see its log" },
+            { 1013, "the recorder already serves as many clients as it takes; the tool tries again" },
             { 4000, "a message could not be decoded; the tool and the recorder disagree on docs/protocol.md, update one of them" },
             { 4001, "unknown message kind; use matching versions of the tool and the recorder" },
             { 4002, "protocol version mismatch; use matching versions of the tool and the recorder" },
@@ -138,6 +140,7 @@ namespace SonicRL.Tool
             { 1, "life lost" }, { 2, "game over" }, { 3, "level end" },
             { 16, "step limit" }, { 17, "disconnect" }, { 18, "recorder interrupted" },
             { 19, "client stop" }, { 20, "screen changed" }, { 21, "server stop" },
+            { 22, "budget spent" }, { 23, "agent reset" },
         };
 
         public static string Name(int code)

@@ -47,8 +47,10 @@ namespace SonicRL.Tool
         /// <summary>
         /// Whether a connection closed with this code may succeed if tried again: no close frame
         /// (1006, 1005: the recorder is not running yet, or crashed), the recorder going away
-        /// (1001) or failing inside (1011). Every other code is a refusal the user must fix.
+        /// (1001), failing inside (1011), or serving all the clients it takes (1013, try again later).
+        /// Every other code is a refusal the user must fix.
         /// </summary>
-        public static bool IsWorthRetrying(int closeCode) => closeCode == 1006 || closeCode == 1005 || closeCode == 1001 || closeCode == 1011;
+        public static bool IsWorthRetrying(int closeCode) =>
+            closeCode == 1006 || closeCode == 1005 || closeCode == 1001 || closeCode == 1011 || closeCode == 1013;
     }
 }
