@@ -17,8 +17,11 @@ Options (``TrainConfig``; docs/training.md says which pay off here and why):
   a cross-entropy to a Gaussian-smoothed target.
 * ``--dueling``: value and advantage streams, the advantage centred on its mean (Wang et al. 2016, eq. 9).
 
-The network takes the uint8 frame stack (B, C, h, w) and scales it to [0, 1] itself, so batches
-stay uint8 (4x smaller) until they are on the device. ``forward`` always returns Q-values
+The network takes the uint8 frame stack (B, C, h, w) (or float32 holding the same 0-255 values,
+in any memory format: the learner passes channels-last, ``trainer.learner.network_inputs``) and
+scales it to [0, 1] itself, so batches stay uint8 (4x smaller) until they are on the device; the
+Nature CNN folds the scaling into its first convolution's weights. The linear layers are
+``OneDnnLinear`` (float32 CPU matmuls in oneDNN, trainer/onednn_linear.py). ``forward`` always returns Q-values
 (B, A); ``logits`` returns the histogram logits (B, A, bins) of a distributional head.
 """
 
@@ -31,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dataset.errors import ConfigError
+from trainer.onednn_linear import OneDnnLinear
 
 if TYPE_CHECKING:
     from trainer.config import TrainConfig
@@ -84,9 +88,9 @@ class ImpalaEncoder(nn.Module):
 
 def _mlp(n_in: int, hidden: int, n_out: int, layer_norm: bool) -> nn.Sequential:
     if layer_norm:
-        return nn.Sequential(nn.Linear(n_in, hidden), nn.LayerNorm(hidden), nn.ReLU(inplace=True),
-                             nn.Linear(hidden, n_out))  # fmt: skip
-    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, n_out))
+        return nn.Sequential(OneDnnLinear(n_in, hidden), nn.LayerNorm(hidden), nn.ReLU(inplace=True),
+                             OneDnnLinear(hidden, n_out))  # fmt: skip
+    return nn.Sequential(OneDnnLinear(n_in, hidden), nn.ReLU(inplace=True), OneDnnLinear(hidden, n_out))
 
 
 class QNetwork(nn.Module):
@@ -155,7 +159,7 @@ class QNetwork(nn.Module):
 
     def _outputs(self, frames: torch.Tensor, prev_actions: torch.Tensor | None) -> torch.Tensor:
         """(B, A, bins) raw outputs (bins = 1 for a scalar head)."""
-        x = self.feature_norm(self.encoder(frames.float() * (1.0 / 255.0)))
+        x = self.feature_norm(self._encode(frames))
         if self.prev_action:
             if prev_actions is None:
                 raise ValueError("this network takes the previous action (--prev-action); pass prev_actions")
@@ -168,6 +172,19 @@ class QNetwork(nn.Module):
             return self.value(x).view(b, 1, self.n_bins) + adv - adv.mean(dim=1, keepdim=True)
         return self.head(x).view(b, self.n_actions, self.n_bins)
 
+    def _encode(self, frames: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.encoder, ImpalaEncoder):
+            # Its 3x3 convolutions at full resolution dwarf one multiply per input value.
+            return self.encoder(frames.float() * (1.0 / 255.0))
+        # Nature CNN: the 1/255 scaling folded into the first convolution's weights, 8K multiplies
+        # per forward instead of one per input value (a tenth of a float32 CPU update at batch 256).
+        conv1 = self.encoder[0]
+        assert isinstance(conv1, nn.Conv2d)
+        x = F.conv2d(frames.float(), conv1.weight * (1.0 / 255.0), conv1.bias, conv1.stride)
+        for layer in list(self.encoder)[1:]:
+            x = layer(x)
+        return x
+
     def logits(self, frames: torch.Tensor, prev_actions: torch.Tensor | None = None) -> torch.Tensor:
         """(B, A, bins) histogram logits of a distributional head."""
         if not self.distributional:
@@ -178,7 +195,13 @@ class QNetwork(nn.Module):
         """Q = the histogram's mean, in float32."""
         return torch.softmax(logits.float(), dim=-1) @ self.support.float()
 
-    def forward(self, frames: torch.Tensor, prev_actions: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, frames: torch.Tensor, prev_actions: torch.Tensor | None = None, *, return_logits: bool = False
+    ) -> torch.Tensor:
+        """Q-values (B, A); with ``return_logits`` a distributional head's (B, A, bins) logits instead
+        (through ``forward``, so a DistributedDataParallel wrapper sees the call)."""
+        if return_logits:
+            return self.logits(frames, prev_actions)
         out = self._outputs(frames, prev_actions)
         if self.distributional:
             return self.q_of_logits(out)

@@ -1,7 +1,7 @@
 """One ``sonic-train online`` session: the run folder's online record and everything the parts share.
 
-``OnlineSession`` loads the run (its config and latest checkpoint), checks the
-installed profile against it (``GameSpec``), builds the offline store, the online
+``OnlineSession`` loads the run (its config, latest checkpoint and stored profile,
+``trainer.run_profile``), builds the offline store, the online
 store (re-read from the run's earlier online episode files), the mixed sampler,
 the learner, the batched actor and the learner thread, and holds the callbacks
 that join them: the recorder's policy factory and episode callback, the learner's
@@ -25,7 +25,8 @@ import torch
 
 from dataset.atomic import atomic_write_text
 from dataset.errors import ConfigError, DatasetError, ErrorCode, ProtocolError
-from recorder.profile import GameProfile, load_profile
+from recorder.profile import GameProfile
+from recorder.profile_library import ProfileLibrary
 from recorder.progress import echo
 from recorder.server import EpisodeSummary, Recorder
 from trainer.actor import ActorHandle, BatchedActor
@@ -46,6 +47,7 @@ from trainer.network import QNetwork
 from trainer.offline import open_store
 from trainer.online_store import MixedSampler, OnlineStore
 from trainer.replay import ReplayStore
+from trainer.run_profile import load_run_profile, save_run_profile
 
 __all__ = [
     "ONLINE_META",
@@ -136,7 +138,8 @@ class OnlineSession:
         state: dict[str, Any] | None = None
         ckpt: Path | None = None
         if new_run is not None:
-            self.train_config, info = self._new_run(run_dir, new_run, config.game)
+            library = ProfileLibrary.default(config.profiles or None)
+            self.train_config, info = self._new_run(run_dir, new_run, config.game, library)
         else:
             if not (run_dir / "config.json").exists():
                 raise ConfigError(
@@ -165,11 +168,11 @@ class OnlineSession:
         self.spec = GameSpec.of_checkpoint(dataset)
         self.game, self.action_names = self.spec.game, self.spec.action_names
         self.frame_skip = int(dataset["frame_skip"])
-        self.profile: GameProfile = load_profile(self.game)
-        self.spec.require_match(
-            GameSpec.of_profile(self.profile), mine="the run was trained on", theirs="the installed profile has",
-            error=ConfigError, fix="use the sonic-rl version that trained it",
-        )  # fmt: skip
+        # The run's own profile judges the new episodes as its training data was judged; the
+        # library (it comes first there) finds the game of a client that names another.
+        self.profile, self.profiles = load_run_profile(
+            run_dir, dataset, ProfileLibrary.default(config.profiles or None)
+        )
         self.meta, self.history = load_online_meta(run_dir, int(state["updates"]) if state else 0, config.out)
         self.out = self.meta.folder(run_dir)
 
@@ -232,7 +235,9 @@ class OnlineSession:
         )  # fmt: skip
 
     @staticmethod
-    def _new_run(run_dir: Path, config: TrainConfig, game: str) -> tuple[TrainConfig, DatasetInfo]:
+    def _new_run(
+        run_dir: Path, config: TrainConfig, game: str, library: ProfileLibrary
+    ) -> tuple[TrainConfig, DatasetInfo]:
         """Write a new run folder's config.json and dataset.json (a game, no files) for learning from scratch."""
         if (run_dir / "config.json").exists() or latest_checkpoint(run_dir) is not None:
             raise ConfigError(f"{run_dir} already holds a run; continue it with sonic-train online --resume {run_dir}")
@@ -240,7 +245,7 @@ class OnlineSession:
             raise ConfigError("a new run (--run) needs --game, e.g. --game Airstriker-Genesis-v0")
         if config.files:
             raise ConfigError("a new online run starts without offline data; train offline first to use files")
-        profile = load_profile(game)
+        profile = library.get(game)  # an unknown game: ProfileError, one line
         info = DatasetInfo(
             fingerprint="", game=profile.id, action_names=tuple(profile.action_names),
             button_names=tuple(profile.buttons), frame_skip=profile.frame_skip, profile_toml=profile.text,
@@ -248,6 +253,7 @@ class OnlineSession:
         )  # fmt: skip
         run_dir.mkdir(parents=True, exist_ok=True)
         config.save(run_dir / "config.json")
+        save_run_profile(run_dir, profile.text)
         atomic_write_text(run_dir / "dataset.json", json.dumps({**info.to_dict(), "files": []}, indent=2) + "\n")
         return config, info
 
@@ -300,7 +306,7 @@ class OnlineSession:
             # any other policy: its episodes are kept as recordings but stay out of training.
             log.warning(
                 "a client played in %s mode: its episode is saved but not trained on; "
-                "switch the BizHawk tool to policy mode", summary.policy_id,
+                "switch the emulator client to policy mode", summary.policy_id,
             )  # fmt: skip
             return
         self.returns.append(float(summary.episode_return))
