@@ -129,41 +129,40 @@ def main() -> None:
         ap.error(f"--modes takes client and/or lockstep, got {args.modes!r}")
 
     fps: dict[str, list[float]] = {m: [] for m in modes}
+    bare_fps: dict[str, list[float]] = {m: [] for m in modes}
     ratios: dict[str, list[float]] = {m: [] for m in modes}
-    bare_runs: list[float] = []
-    steps: list[int] = []
+    steps: dict[str, list[int]] = {}
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
-            # Alternate the order of the modes: a load change then favours neither.
+            # Alternate the order of the modes: a load change then favours neither. Each mode's bare
+            # loop plays its episodes right after it (a streaming client's policy draws for the steps
+            # it sent past an episode's end, so the two modes' later episodes differ).
             for mode in modes if r % 2 == 0 else modes[::-1]:
-                mode_steps, mode_fps = _record_round(Path(tmp) / f"{mode}{r}", args, game, mode == "lockstep")
-                steps = steps or mode_steps
-                if mode_steps != steps:  # the same seeded policy plays the same episodes in both modes
-                    raise SystemExit(f"{mode} recorded episodes of {mode_steps} steps, expected {steps}")
+                steps[mode], mode_fps = _record_round(Path(tmp) / f"{mode}{r}", args, game, mode == "lockstep")
+                mode_bare, _ = bare(steps[mode], args.policy, args.seed, args.emulator, game)
                 fps[mode].append(mode_fps)
-            bare_fps, _ = bare(steps, args.policy, args.seed, args.emulator, game)
-            bare_runs.append(bare_fps)
-            for mode in modes:
-                ratios[mode].append(fps[mode][-1] / bare_fps)
-        storage = _storage_rows(Path(tmp) / "client0", steps, args.rounds) if "client" in modes else []
+                bare_fps[mode].append(mode_bare)
+                ratios[mode].append(mode_fps / mode_bare)
+        storage = _storage_rows(Path(tmp) / "client0", args.rounds) if "client" in modes else []
     load_after = os.getloadavg() if hasattr(os, "getloadavg") else None
 
     def runs_text(values: list[float], fmt: str) -> str:
         return "  (runs: " + ", ".join(format(v, fmt) for v in values) + ")"
 
     labels = {"client": ("client policy", 0.85), "lockstep": ("lockstep (recorder's policy)", 0.90)}
-    total_steps = sum(steps)
-    rows = [
-        ("episodes / steps / frames per round", f"{len(steps)} / {total_steps} / {total_steps * FRAME_SKIP}"),
-        ("bare emulator frames/s (median)", f"{np.median(bare_runs):,.0f}" + runs_text(bare_runs, ",.0f")),
-    ]
+    rows = []
     for mode in modes:
         label, target = labels[mode]
-        rows.append((f"recording frames/s, {label} (median)", f"{np.median(fps[mode]):,.0f}"
-                     + runs_text(fps[mode], ",.0f")))  # fmt: skip
-        rows.append((f"{label} / bare (median of rounds)", f"{np.median(ratios[mode]):.1%}  (target >= {target:.0%})"
-                     + runs_text(ratios[mode], ".1%")))  # fmt: skip
+        n = sum(steps[mode])
+        rows += [
+            (f"{label}: episodes / steps / frames per round", f"{len(steps[mode])} / {n} / {n * FRAME_SKIP}"),
+            (f"{label}: bare emulator frames/s (median)", f"{np.median(bare_fps[mode]):,.0f}"
+             + runs_text(bare_fps[mode], ",.0f")),
+            (f"{label}: recording frames/s (median)", f"{np.median(fps[mode]):,.0f}" + runs_text(fps[mode], ",.0f")),
+            (f"{label} / bare (median of rounds)", f"{np.median(ratios[mode]):.1%}  (target >= {target:.0%})"
+             + runs_text(ratios[mode], ".1%")),
+        ]  # fmt: skip
     rows += storage
     if load_before is not None and load_after is not None:
         rows.append(("load average (1 min) before / after", f"{load_before[0]:.2f} / {load_after[0]:.2f}"
@@ -175,19 +174,20 @@ def main() -> None:
         print(f"  {k:<{width}}  {v}")
 
 
-def _storage_rows(first: Path, steps: list[int], rounds: int) -> list[tuple[str, str]]:
+def _storage_rows(first: Path, rounds: int) -> list[tuple[str, str]]:
     """Bytes per step of the first round's files, and the codec comparison over their observations."""
     files = find_episode_files([first])
-    frames, ram, disk = [], [], 0
+    frames, ram, disk, steps = [], [], 0, 0
     for f in files:
         disk += f.stat().st_size
         with EpisodeReader(f) as ep:
+            steps += ep.n_steps
             frames.append(ep.frames())
             ram.append(ep.ram())
     all_frames, all_ram = np.concatenate(frames), np.concatenate(ram)
     runs = [compare_codecs(all_frames, all_ram, chunk_frames=32) for _ in range(rounds)]
     raw_per_step = int(np.prod(all_frames.shape[1:])) + all_ram.shape[1]
-    ours_per_step = disk / sum(steps)
+    ours_per_step = disk / steps
     zstd = {k: float(np.median([r["zstd-3"][k] for r in runs])) for k in runs[0]["zstd-3"]}
     gzip = {k: float(np.median([r["gzip-4"][k] for r in runs])) for k in runs[0]["gzip-4"]}
     speedups = [r["zstd-3"]["write_fps"] / r["gzip-4"]["write_fps"] for r in runs]
