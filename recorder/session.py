@@ -260,14 +260,15 @@ class Session:
         assert self.mode == p.Mode.POLICY and self.open
         return self._episode_over(reason)
 
-    def interrupt(self, reason: EndReason = EndReason.INTERRUPTED) -> list[Effect]:
-        """The recorder is stopping (``reason``: Ctrl-C, or a spent budget): save the open episode as
-        truncated and say goodbye."""
+    def interrupt(self, reason: EndReason = EndReason.INTERRUPTED, why: str = "") -> list[Effect]:
+        """The recorder is stopping (``reason``: Ctrl-C, a spent budget, a full disk): save the open
+        episode as truncated and say goodbye (and ``why``, when it is news to the user)."""
         effects: list[Effect] = []
         if self.open:
             effects.append(self._close(reason, notify=True))
         self.stopped = True
-        effects.append(p.Stop(p.StopReason.SHUTDOWN, "the recorder is shutting down"))
+        words = f"the recorder is shutting down: {why}" if why else "the recorder is shutting down"
+        effects.append(p.Stop(p.StopReason.SHUTDOWN, words))
         return effects
 
     def disconnect(self) -> list[Effect]:
