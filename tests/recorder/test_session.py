@@ -225,6 +225,17 @@ def test_interrupt_saves_the_open_episode_and_says_goodbye() -> None:
     assert s.disconnect() == []
 
 
+def test_interrupt_tells_the_client_why_when_it_is_news() -> None:
+    """A full output folder stops the recorder (issue 11 item 2): the STOP says so."""
+    s = human()
+    s.receive(step(1, 4))
+    close, stop = s.interrupt(EndReason.SERVER_STOP, "output folder full: /data (No space left on device)")
+    assert isinstance(close, CloseEpisode) and close.reason == EndReason.SERVER_STOP
+    assert stop == p.Stop(
+        p.StopReason.SHUTDOWN, "the recorder is shutting down: output folder full: /data (No space left on device)"
+    )
+
+
 # --- the handshake -----------------------------------------------------------------------------
 
 
