@@ -18,11 +18,19 @@ from dataset.escaping import printable
 from recorder import __version__
 from recorder.console import run_cli
 from recorder.export import export
+from recorder.profile_library import PROFILES_HELP
 from recorder.progress import Bar, setup_logging
 
-__all__ = ["cli", "main"]
+__all__ = ["PROFILES_OPTION", "cli", "main"]
 
 log = logging.getLogger("sonic_rl")
+
+
+#: ``--profiles DIR``, shared by every command that looks up a game (recorder.profile_library).
+PROFILES_OPTION = click.option(
+    "--profiles", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help=PROFILES_HELP,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -46,11 +54,13 @@ def cli(log_level: str) -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("data"), show_default=True,
               help="Folder for the episode files (created if missing).")
 @click.option("--emulator", type=click.Choice(["retro", "ale"]), default=None,
-              help="Start embedded emulator clients instead of waiting for BizHawk: retro (stable-retro, "
-                   "Genesis) or ale (ale-py, Atari 2600).")
+              help="Start embedded emulator clients instead of waiting for an external emulator client (the "
+                   "BizHawk tool): retro (stable-retro, Genesis) or ale (ale-py, Atari 2600).")
 @click.option("--game", default=None,
-              help="Game profile id (e.g. Airstriker-Genesis-v0, SonicTheHedgehog2-Genesis-v0, breakout, pong, "
-                   "space_invaders). BizHawk clients are matched by ROM hash when left out.")
+              help="Game profile: an id (e.g. Airstriker-Genesis-v0, SonicTheHedgehog2-Genesis-v0, breakout, pong, "
+                   "space_invaders) looked up as --profiles says, or a .toml path. Clients that name no game are "
+                   "matched by ROM hash when left out.")
+@PROFILES_OPTION
 @click.option("--policy", type=click.Choice(["random", "scripted"]), default="scripted", show_default=True,
               help="Who plays when the recorder is not given a human: uniform random actions, or the scripted "
                    "side-scroller explorer. With --emulator it runs inside each emulator process and "
@@ -76,20 +86,21 @@ def cli(log_level: str) -> None:
 @click.option("--step-timeout", type=float, default=10.0, show_default=True,
               help="Seconds a policy-mode client waits for the next buttons before giving up.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def record(out: Path, emulator: str | None, game: str | None, policy: str, mode: str | None, episodes: int | None,
-           max_steps: int | None, frame_skip: int, clients: int, seed: int, state: str | None, host: str, port: int,
-           token: str | None, step_timeout: float, no_progress: bool) -> None:  # fmt: skip
+def record(out: Path, emulator: str | None, game: str | None, profiles: Path | None, policy: str, mode: str | None,
+           episodes: int | None, max_steps: int | None, frame_skip: int, clients: int, seed: int, state: str | None,
+           host: str, port: int, token: str | None, step_timeout: float, no_progress: bool) -> None:  # fmt: skip
     """Serve the recorder; every episode a client streams becomes one HDF5 file in --out.
 
     Ctrl-C (or SIGTERM) saves the episodes in progress as truncated and exits.
     """
+    from recorder.profile_library import ProfileLibrary
     from recorder.recording import RecordConfig
     from recorder.recording import record as run_record
 
     config = RecordConfig(
         out=out, game=game, emulator=emulator or "none", policy=policy, mode=mode, episodes=episodes,
         max_steps=max_steps, frame_skip=frame_skip, clients=clients, seed=seed, host=host, port=port, token=token,
-        step_timeout=step_timeout, progress=not no_progress, state=state,
+        step_timeout=step_timeout, progress=not no_progress, state=state, profiles=ProfileLibrary.default(profiles),
     )  # fmt: skip
     result = run_record(config)
     returns = [e.episode_return for e in result.episodes]
@@ -101,6 +112,18 @@ def record(out: Path, emulator: str | None, game: str | None, policy: str, mode:
     )
     if result.interrupted:
         sys.exit(130)
+
+
+@cli.command("profiles")
+@PROFILES_OPTION
+def profiles_cmd(profiles: Path | None) -> None:
+    """List the game profiles --game can name, and the folders searched, highest precedence first."""
+    from recorder.profile_library import ProfileLibrary
+
+    library = ProfileLibrary.default(profiles)
+    for profile_id in library.ids():
+        click.echo(f"{profile_id}  {library.where(profile_id)}")
+    click.echo("searched, first match wins: " + "; ".join(library.describe()), err=True)
 
 
 @cli.command("ls")

@@ -45,13 +45,18 @@ class ClientConfig:
     seed: int = 0
 
 
-def hello_for(emu: Emulator, config: ClientConfig) -> p.Hello:
+def _profile_id(profile: str) -> str:
+    """HELLO names a profile by id, never by path: the recorder looks names up among its own profiles
+    only (issue 9). A .toml path is read here for its id; an id is sent as it is (a run's stored
+    profile, played in lockstep, is known to the recorder but need not be installed here)."""
     from recorder.profile import load_profile
+    from recorder.profile_library import is_profile_path
 
+    return load_profile(profile).id if is_profile_path(profile) else profile
+
+
+def hello_for(emu: Emulator, config: ClientConfig) -> p.Hello:
     width, height = emu.screen_size
-    # HELLO names a profile by id, never by path: the recorder looks names up among its own
-    # profiles only (issue 9); one started with the same .toml as --game knows its id.
-    profile_id = load_profile(config.profile).id if config.profile else config.game
     return p.Hello(
         client_name=config.name,
         client_version=__version__,
@@ -65,7 +70,7 @@ def hello_for(emu: Emulator, config: ClientConfig) -> p.Hello:
         pixel_format=p.PixelFormat.RGB24,
         ram_size=emu.ram_size,
         buttons=emu.buttons,
-        game=profile_id,
+        game=_profile_id(config.profile) or config.game,
         mode=p.Mode.CLIENT_POLICY if config.policy else p.Mode.POLICY,
         token=config.token,
         capabilities=p.Capability.LOAD_START_STATE | p.Capability.SEND_START_STATE,

@@ -23,7 +23,6 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -69,14 +68,6 @@ def normalize_rom_hash(rom_hash: str) -> str:
     text = rom_hash.strip().lower()
     if text.startswith("sha1:"):
         text = text[len("sha1:"):]
-    return text
-
-
-def _normalize_rom_name(name: str) -> str:
-    text = name.strip().lower()
-    for ext in (".md", ".gen", ".bin", ".smd", ".a26", ".nes", ".sfc", ".smc", ".zip"):
-        if text.endswith(ext):
-            text = text[: -len(ext)]
     return text
 
 
@@ -262,7 +253,7 @@ class GameProfile:
         game = str(getattr(self, field))
         if not game:
             runs = self.embedded_emulators
-            elsewhere = f"use --emulator {runs[0]}" if runs else "play it in BizHawk"
+            elsewhere = f"use --emulator {runs[0]}" if runs else "play it on an external emulator client (BizHawk)"
             raise ProfileError(f"profile {self.id} names no {label} game ({key}); {elsewhere}")
         return game
 
@@ -702,44 +693,19 @@ def list_profiles() -> list[str]:
     return sorted(_builtin_files())
 
 
-def _load_file(path: Any, source: str) -> GameProfile:
-    profile = parse_profile(path.read_text(encoding="utf-8"), source)
-    return profile
-
-
 def load_profile(name_or_path: str) -> GameProfile:
-    """A shipped profile by id (case-insensitive, "-v0" optional) or a profile from a .toml path."""
-    if name_or_path.lower().endswith(".toml"):
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise ProfileError(f"profile file {name_or_path} does not exist")
-        return _load_file(path, str(path))
-    files = _builtin_files()
-    wanted = name_or_path.strip().lower()
-    for profile_id, entry in files.items():
-        candidate = profile_id.lower()
-        if wanted in (candidate, candidate.removesuffix("-v0")):
-            profile = _load_file(entry, f"{profile_id}.toml")
-            if profile.id != profile_id:
-                raise ProfileError(f"{profile_id}.toml declares id {profile.id!r}; they must match")
-            return profile
-    raise ProfileError(
-        f"unknown game {name_or_path!r}; known: {', '.join(sorted(files))} (or give a .toml path)"
-    )
+    """A profile by id or ``.toml`` path, looked up the one way every command does.
+
+    ``recorder.profile_library.ProfileLibrary.default()``: pinned paths, then
+    ``SONIC_RL_PROFILES``, the user's profile folder, the shipped profiles (docs/profiles.md).
+    """
+    from recorder.profile_library import ProfileLibrary  # it imports this module
+
+    return ProfileLibrary.default().resolve(name_or_path)
 
 
 def find_profile_for_rom(rom_name: str, rom_hash: str) -> GameProfile | None:
-    """The shipped profile for a client's ROM: by SHA-1 (case-insensitive, "SHA1:" stripped).
+    """The profile for a client's ROM, by SHA-1 (name only without a hash), from the default lookup."""
+    from recorder.profile_library import ProfileLibrary
 
-    The name is used only when the client sends no hash: another revision of a
-    game under the same name may keep its variables elsewhere in RAM.
-    """
-    digest = normalize_rom_hash(rom_hash)
-    profiles = [load_profile(profile_id) for profile_id in list_profiles()]
-    if digest:
-        return next((p for p in profiles if digest in p.rom_hashes), None)
-    name = _normalize_rom_name(rom_name)
-    return next(
-        (p for p in profiles if name and name in {_normalize_rom_name(n) for n in p.rom_names}),
-        None,
-    )
+    return ProfileLibrary.default().find_for_rom(rom_name, rom_hash)

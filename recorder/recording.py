@@ -21,7 +21,8 @@ from dataset.atomic import check_writable_folder
 from dataset.errors import ConfigError
 from recorder import protocol as p
 from recorder.emulator import EMULATOR_KINDS
-from recorder.profile import load_profile
+from recorder.profile import GameProfile
+from recorder.profile_library import ProfileLibrary, is_profile_path
 from recorder.progress import Bar, echo
 from recorder.server import EpisodeSummary, PolicyFactory, Recorder, ServerConfig
 from recorder.server_config import DEFAULT_MAX_CONNECTIONS
@@ -38,8 +39,8 @@ class RecordConfig:
 
     out: Path | None
     game: str | None = None
-    #: "none": wait for external clients (BizHawk); "retro" (stable-retro) or "ale" (ale-py): start embedded
-    #: clients of that kind (recorder.emulator.EMULATOR_KINDS).
+    #: "none": wait for external clients (the BizHawk tool); "retro" (stable-retro) or "ale" (ale-py):
+    #: start embedded clients of that kind (recorder.emulator.EMULATOR_KINDS).
     emulator: str = "none"
     policy: str = "random"
     mode: str | None = None  # "human" | "policy"; default: policy with --emulator retro, else human
@@ -56,15 +57,26 @@ class RecordConfig:
     state: str | None = None  # stable-retro start state for embedded clients (ALE games have one)
     #: The progress bar's label: "record", or "eval" for ``sonic-train eval``.
     label: str = "record"
+    #: Where --game is looked up (recorder.profile_library: --profiles, SONIC_RL_PROFILES, ...).
+    profiles: ProfileLibrary = field(default_factory=ProfileLibrary.default)
+    policy_only: bool = False  # refuse human-mode clients (sonic-train eval and online)
+
+    def profile(self) -> GameProfile | None:
+        """The profile --game names (an id or a .toml path), or None without --game."""
+        return self.profiles.resolve(self.game) if self.game else None
 
     def server_config(self) -> ServerConfig:
         mode = self.mode or ("policy" if self.emulator != "none" else "human")
+        profile = self.profile()
         return ServerConfig(
             out=self.out,
             host=self.host,
             port=self.port,
             token=self.token,
-            game=self.game,
+            # The server knows the game by id: a path's profile is pinned in its library.
+            game=profile.id if profile else None,
+            profiles=self.profiles.pin(profile) if profile else self.profiles,
+            policy_only=self.policy_only,
             mode=p.Mode.POLICY if mode == "policy" else p.Mode.HUMAN,
             policy=self.policy,
             frame_skip=self.frame_skip,
@@ -105,7 +117,9 @@ def record(
         check_writable_folder(config.out)  # a read-only or full folder: one line now, not 1011s later
     kinds = " or ".join(repr(k) for k in EMULATOR_KINDS)
     if config.emulator != "none" and config.emulator not in EMULATOR_KINDS:
-        raise ConfigError(f"--emulator must be {kinds} or left out (BizHawk), got {config.emulator!r}")
+        raise ConfigError(
+            f"--emulator must be {kinds} or left out (an external client such as BizHawk), got {config.emulator!r}"
+        )
     if config.emulator != "none":
         example = {"retro": "Airstriker-Genesis-v0", "ale": "breakout"}.get(config.emulator, "ID")
         if not config.game:
@@ -116,7 +130,7 @@ def record(
             raise ConfigError(f"--clients must be at least 1, got {config.clients}")
         if config.state and config.emulator != "retro":
             raise ConfigError("--state names a stable-retro start state; ALE games have one start")
-        load_profile(config.game).embedded_game(config.emulator)  # ProfileError: which emulator runs it
+        config.profiles.resolve(config.game).embedded_game(config.emulator)  # ProfileError: which emulator runs it
     return asyncio.run(_record(config, policy_factory, on_episode))
 
 
@@ -143,7 +157,7 @@ async def _record(
     embedded = config.emulator != "none"
     clients = ClientSupervisor(lambda i: start_client(config, url, i, client_policy), config.clients if embedded else 0)
     if not embedded:
-        echo("waiting for the BizHawk tool to connect (Ctrl-C to stop)")
+        echo(f"waiting for an emulator client (the BizHawk tool) to connect to {url} (Ctrl-C to stop)")
     watch = asyncio.create_task(_watch(recorder, clients, config, result))
     try:
         await server_task
@@ -189,10 +203,18 @@ def start_client(
     if config.emulator not in EMULATOR_KINDS:
         raise ConfigError(f"there is no embedded client for --emulator {config.emulator!r}")
     module, _ = EMULATOR_KINDS[config.emulator]
-    # The emulator runs the profile's game for that emulator; the client loads the profile as the user
-    # gave it (an id, or a .toml path) and names its id in HELLO.
-    game = load_profile(str(config.game)).embedded_game(config.emulator)
-    cmd = [sys.executable, "-m", module, "--url", url, "--game", game, "--profile", str(config.game)]
+    profile = config.profile()
+    assert profile is not None  # record() refuses an embedded emulator without --game
+    # The emulator runs the profile's game for that emulator and names the profile by id in HELLO
+    # (the recorder looks ids up in its own library, never a client's path). A client that plays
+    # its own policy also reads the profile, from the file the recorder found it in; in lockstep
+    # it needs only the id.
+    source = profile.id
+    if policy:
+        game = str(config.game)
+        source = game if is_profile_path(game) else config.profiles.where(profile.id)
+    cmd = [sys.executable, "-m", module, "--url", url, "--game", profile.embedded_game(config.emulator),
+           "--profile", source]  # fmt: skip
     if config.token:
         cmd += ["--token", config.token]
     if policy:

@@ -34,7 +34,7 @@ from dataset.errors import ErrorCode, ProtocolError, StorageError, UsageError
 from dataset.escaping import printable
 from recorder import protocol as p
 from recorder.policy import EndEpisode, Policy, make_policy
-from recorder.profile import GameProfile, load_profile
+from recorder.profile import GameProfile
 from recorder.server_config import ServerConfig
 from recorder.session import (
     Act,
@@ -124,7 +124,7 @@ class Recorder:
         if config.game:
             # Fail at start, not at the first connection: an unknown game, or a policy that cannot
             # play it (e.g. the scripted explorer on a profile without an [explorer] section).
-            self.profile = load_profile(config.game)
+            self.profile = config.profiles.resolve(config.game)
             if policy_factory is None and config.mode == p.Mode.POLICY:
                 make_policy(config.policy, self.profile, config.seed)
 

@@ -8,11 +8,12 @@ Its own module because both halves of the server read it: the websocket adapter
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dataset.errors import ConfigError
 from recorder import protocol as p
+from recorder.profile_library import ProfileLibrary
 
 __all__ = ["DEFAULT_IDLE_TIMEOUT_S", "DEFAULT_MAX_CONNECTIONS", "HANDSHAKE_TIMEOUT_S", "ServerConfig"]
 
@@ -39,6 +40,9 @@ class ServerConfig:
     port: int = 8765  # 0 picks a free port (tests)
     token: str | None = None
     game: str | None = None  # profile for clients whose HELLO names none
+    #: Where a HELLO's profile id, or a client's ROM, is looked up (recorder.profile_library: --profiles,
+    #: SONIC_RL_PROFILES, the user folder, the shipped profiles; a run's stored profile first).
+    profiles: ProfileLibrary = field(default_factory=ProfileLibrary.default)
     mode: p.Mode = p.Mode.HUMAN  # for clients whose HELLO says ANY
     policy: str = "random"
     frame_skip: int = 4

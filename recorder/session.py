@@ -53,7 +53,7 @@ from recorder import protocol as p
 from recorder.action_set import ActionSet
 from recorder.console_system import system_mismatch
 from recorder.policy import Policy, PolicyInput
-from recorder.profile import EpisodeJudge, GameProfile, find_profile_for_rom, load_profile
+from recorder.profile import EpisodeJudge, GameProfile
 from recorder.server_config import ServerConfig
 
 __all__ = [
@@ -296,7 +296,8 @@ class Session:
         mode = hello.mode if hello.mode != p.Mode.ANY else self.config.mode
         if self.config.policy_only and mode != p.Mode.POLICY:
             raise ProtocolError(
-                "this recorder only plays its policy (sonic-train online): switch the tool to policy mode",
+                "this recorder only plays its policy (sonic-train online or eval): switch the emulator client "
+                "to policy mode",
                 ErrorCode.BAD_CONFIG,
             )
         self.hello, self.profile, self.actions, self.mode = hello, profile, actions, mode
@@ -336,12 +337,12 @@ class Session:
             if server is not None and hello.game.lower() in (server.id.lower(), server.id.lower().removesuffix("-v0")):
                 return server
             try:
-                return load_profile(hello.game)
+                return self.config.profiles.get(hello.game)
             except ProfileError as exc:
                 raise UnknownGame(str(exc)) from None
         if self._server_profile is not None:
             return self._server_profile
-        found = find_profile_for_rom(hello.rom_name, hello.rom_hash)
+        found = self.config.profiles.find_for_rom(hello.rom_name, hello.rom_hash)
         if found is None:
             raise UnknownGame(
                 f"no game profile for ROM {hello.rom_name!r} (hash {hello.rom_hash}); "

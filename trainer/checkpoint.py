@@ -129,12 +129,14 @@ def training_state(
         "config": config.to_dict(),
         "dataset_fingerprint": info.fingerprint,
         "rng": _rng_state(rng),
-        # What evaluation needs to play: the game and its action set.
+        # What evaluation needs to play: the game, its action set and the profile's whole text, so a
+        # checkpoint plays with no profile installed (trainer/run_profile.py).
         "dataset": {
             "game": info.game,
             "action_names": list(info.action_names),
             "frame_skip": info.frame_skip,
             "n_transitions": info.n_transitions,
+            "profile_toml": info.profile_toml,
         },
     }
 

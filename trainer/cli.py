@@ -35,6 +35,7 @@ def cli(log_level: str) -> None:
     Train:      sonic-train offline data/*.h5 --run runs/air
     Carry on:   sonic-train offline --run runs/air --resume
     Play:       sonic-train eval runs/air --episodes 5
+    On BizHawk: sonic-train eval runs/air --emulator none   (then Connect the tool in policy mode)
     Fine-tune:  sonic-train online --resume runs/air --emulator retro
     """
     setup_logging(log_level)
@@ -91,7 +92,8 @@ def offline(ctx: click.Context, paths: tuple[Path, ...], run_dir: Path, resume: 
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @flags.options(EvalConfig)
 def eval_(run_dir: Path, **opts: Any) -> None:
-    """Play the run's Q-network greedily on the embedded emulator; print returns and lengths."""
+    """Play the run's Q-network greedily on an embedded emulator, or on external emulator clients such as the
+    BizHawk tool (--emulator none); print returns and lengths. The run plays the game profile it stored."""
     from trainer.evaluation import evaluate
 
     config = flags.build(EvalConfig, opts, run_dir=run_dir)

@@ -21,6 +21,7 @@ import click
 
 from dataset.atomic import atomic_write_text
 from dataset.errors import ConfigError
+from recorder.profile_library import PROFILES_HELP
 from trainer.flags import flag, nested, require
 
 __all__ = [
@@ -261,8 +262,9 @@ class OnlineConfig:
     #: The run folder trained by ``sonic-train offline`` (``--resume RUN``).
     run_dir: str
     emulator: str = flag("none", click_type=click.Choice(["none", "retro", "ale"]),
-                         help="none: wait for BizHawk in policy mode; retro / ale: start embedded stable-retro "
-                              "(Genesis) / ale-py (Atari 2600) clients.")  # fmt: skip
+                         help="none: wait for an external emulator client (the BizHawk tool) in policy mode; "
+                              "retro / ale: start embedded stable-retro (Genesis) / ale-py (Atari 2600) "
+                              "clients.")  # fmt: skip
     clients: int = flag(1, help="Embedded clients (--emulator retro or ale).")
     out: str = flag("", help="Folder for the new episodes (default: RUN/online, or the one used before).")
     steps: int = flag(100_000, help="Stop when the run's online episodes hold this many environment steps in total.")
@@ -298,13 +300,16 @@ class OnlineConfig:
                                    help="Seconds between status lines when the output is not a terminal "
                                         "(at a terminal: a progress bar).")  # fmt: skip
     progress: bool = flag(True, name="--no-progress", help="No progress bar or status lines.")
+    #: The run plays the profile it stored (trainer/run_profile.py); the lookup serves clients that name
+    #: another game (refused with its name) and runs saved before profiles were stored.
+    profiles: str = flag("", metavar="DIR", help=PROFILES_HELP)
     tensorboard: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "device", DeviceChoice(self.device))
         require(
             self,
-            ("emulator", self.emulator in ("none", "retro", "ale"), "must be retro, ale or none (BizHawk)"),
+            ("emulator", self.emulator in ("none", "retro", "ale"), "must be retro, ale or none (an external client)"),
             ("clients", self.clients >= 1, "must be at least 1"),
             ("steps", self.steps >= 1, "must be at least 1"),
             ("updates", self.updates >= 0, "must be non-negative (0: no limit)"),
@@ -327,10 +332,14 @@ class OnlineConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
-    """One ``sonic-train eval``: play a run's checkpoint on the embedded emulator."""
+    """One ``sonic-train eval``: play a run's checkpoint on an embedded or an external emulator client."""
 
     run_dir: Path
-    episodes: int = flag(5, help="Episodes to play.")
+    emulator: str | None = flag(None, click_type=click.Choice(["retro", "ale", "none"]),
+                                help="retro / ale: start an embedded stable-retro / ale-py client (default: the "
+                                     "one the run's profile names); none: wait for an external emulator client "
+                                     "(the BizHawk tool) to connect in policy mode.")  # fmt: skip
+    episodes: int = flag(5, help="Episodes to play (in all, over every client that connects).")
     checkpoint: Path | None = flag(None, help="Checkpoint file (default: the run's latest).")
     record_dir: Path | None = flag(None, name="--record", help="Also save the evaluation episodes as HDF5 files here.")
     max_steps: int | None = flag(None, help="Step limit per episode (default: the profile's).")
@@ -338,12 +347,18 @@ class EvalConfig:
     #: The emulator is a second process on the same machine; a small network plays fast enough on a core.
     device: DeviceChoice = flag(DeviceChoice.CPU, help="auto: CUDA when there is one.")
     seed: int = flag(0, help="Seed of the epsilon-greedy draws.")
+    host: str = flag("127.0.0.1", help="Address to bind (--emulator none). Anything but loopback requires --token.")
+    #: The embedded client is told the port, so it gets a free one; an external client is set up with one.
+    port: int = flag(8765, help="Port external clients connect to (--emulator none; 0 picks a free port).")
+    token: str | None = flag(None, help="Shared secret clients must send (required off loopback).")
+    profiles: str = flag("", metavar="DIR", help=PROFILES_HELP)
     progress: bool = flag(True, name="--no-progress", help="No progress bar.")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "device", DeviceChoice(self.device))
         require(
             self,
+            ("emulator", self.emulator in (None, "none", "retro", "ale"), "must be retro, ale or none"),
             ("episodes", self.episodes >= 1, "must be at least 1"),
             ("max_steps", self.max_steps is None or self.max_steps >= 1, "must be at least 1"),
             ("epsilon", 0.0 <= self.epsilon <= 1.0, "must lie in [0, 1]"),

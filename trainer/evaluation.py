@@ -1,4 +1,4 @@
-"""``sonic-train eval``: play a checkpoint on the embedded emulator through the recorder.
+"""``sonic-train eval``: play a checkpoint through the recorder, on an embedded or an external emulator client.
 
 The Q-network plays as a recorder policy (``recorder.policy.Policy``), so
 evaluation runs the same server, client and episode rules as recording, and
@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dataset.errors import ConfigError
+from dataset.errors import ConfigError, ErrorCode, ProtocolError
 from recorder.policy import Policy, PolicyInput
-from recorder.profile import GameProfile, load_profile
+from recorder.profile import GameProfile
+from recorder.profile_library import ProfileLibrary
 from trainer.checkpoint import latest_checkpoint, load_checkpoint
 from trainer.config import EvalConfig, PreprocessConfig, TrainConfig
 from trainer.frame_stack import FrameStack
@@ -26,6 +27,7 @@ from trainer.game_spec import GameSpec
 from trainer.learner import resolve_device
 from trainer.network import QNetwork
 from trainer.preprocessing import preprocess_frames
+from trainer.run_profile import load_run_profile
 
 __all__ = ["EvalReport", "QPolicy", "evaluate", "load_policy"]
 
@@ -119,10 +121,15 @@ def load_policy(
 
 
 def evaluate(config: EvalConfig) -> EvalReport:
-    """Play ``config.episodes`` episodes with the run's latest checkpoint (or ``config.checkpoint``)."""
+    """Play ``config.episodes`` episodes with the run's latest checkpoint (or ``config.checkpoint``).
+
+    ``--emulator retro`` or ``ale`` (default: the profile's) starts one embedded client; ``none`` waits for external
+    clients (the BizHawk tool) and plays each one in policy (lockstep) mode with a policy of its own.
+    """
     from recorder.recording import RecordConfig, record
 
-    checkpoint = config.checkpoint or latest_checkpoint(Path(config.run_dir))
+    run_dir = Path(config.run_dir)
+    checkpoint = config.checkpoint or latest_checkpoint(run_dir)
     if checkpoint is None:
         raise ConfigError(f"{config.run_dir} has no checkpoints; train it with sonic-train offline first")
     dev = resolve_device(config.device)
@@ -131,35 +138,57 @@ def evaluate(config: EvalConfig) -> EvalReport:
         torch.set_num_threads(1)
     policy, dataset = load_policy(checkpoint, device=dev, epsilon=config.epsilon, seed=config.seed)
     spec = GameSpec.of_checkpoint(dataset)
-    profile = load_profile(spec.game)
-    spec.require_match(
-        GameSpec.of_profile(profile), mine="the checkpoint was trained on",
-        theirs="the installed profile has", error=ConfigError, fix="use a matching sonic-rl version",
-    )  # fmt: skip
-    if not profile.embedded_emulators:
-        raise ConfigError(f"{spec.game} runs in no embedded emulator (its profile has no [retro] or [ale] game)")
+    profile, profiles = load_run_profile(run_dir, dataset, ProfileLibrary.default(config.profiles or None))
+    emulator = config.emulator
+    if emulator is None:
+        if not profile.embedded_emulators:
+            raise ConfigError(
+                f"{spec.game} runs in no embedded emulator (its profile has no [retro] or [ale] game); "
+                "play it on an external emulator client with --emulator none"
+            )
+        emulator = profile.embedded_emulators[0]
+    embedded = emulator != "none"
     record_config = RecordConfig(
         out=config.record_dir,
-        game=spec.game,
-        emulator=profile.embedded_emulators[0],
+        game=profile.id,
+        profiles=profiles,
+        emulator=emulator,
         policy=policy.policy_id,
         mode="policy",
+        policy_only=True,
         episodes=config.episodes,
         max_steps=config.max_steps,
         frame_skip=int(dataset["frame_skip"]),  # type: ignore[call-overload]
         clients=1,
         seed=config.seed,
-        port=0,
+        host=config.host,
+        # The embedded client is told the port; a free one avoids clashing with a recorder already running.
+        port=0 if embedded else config.port,
+        token=config.token,
         progress=config.progress,
         label="eval",
     )
+    connections = 0
 
-    def factory(_profile: GameProfile, _seed: int) -> Policy:
-        policy.reset()
-        return policy
+    def factory(client_profile: GameProfile, seed: int) -> Policy:
+        nonlocal connections
+        # A ProtocolError reaches the client as ERROR 4006 and a close (recorder.server).
+        spec.require_match(
+            GameSpec.of_profile(client_profile), mine="this run plays", theirs="the emulator sent",
+            error=lambda message: ProtocolError(message, ErrorCode.BAD_CONFIG), fix=f"load {spec.game} in the emulator",
+        )  # fmt: skip
+        connections += 1
+        if connections == 1:
+            policy.reset()
+            return policy
+        # Each further client gets its own frame stack and draws on the same network.
+        return QPolicy(
+            policy.network, policy.preprocess, policy.frame_stack, device=policy.device, epsilon=config.epsilon,
+            seed=seed, policy_id=policy.policy_id,
+        )  # fmt: skip
 
     result = record(record_config, policy_factory=factory)
-    done = sorted(result.episodes, key=lambda e: e.episode)[: config.episodes]
+    done = sorted(result.episodes, key=lambda e: (e.session_id, e.episode))[: config.episodes]
     if not done:
         raise ConfigError("the emulator finished no episode; see the messages above")
     return EvalReport(

@@ -4,6 +4,7 @@ Run folder layout::
 
     RUN/config.json              the full TrainConfig (also inside every checkpoint)
     RUN/dataset.json             dataset fingerprint, game, action set, mapped share
+    RUN/profile.toml             the game profile the episodes were recorded with (trainer/run_profile.py)
     RUN/metrics.csv              one row per --log-every updates
     RUN/tb/                      TensorBoard event files
     RUN/checkpoints/ckpt-NNNNNNNNN.pt
@@ -41,6 +42,7 @@ from trainer.frame_cache import FrameCache, dataset_fingerprint
 from trainer.learner import DeviceFeeder, Learner, resolve_device, seed_everything
 from trainer.metrics import MetricsLog
 from trainer.replay import ReplayStore
+from trainer.run_profile import save_run_profile
 from trainer.training_loop import stop_on_signals, train_loop
 
 __all__ = ["TrainResult", "open_store", "prepare_run", "train_offline"]
@@ -190,6 +192,7 @@ def train_offline(
     started = (run_dir / "config.json").exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(run_dir / "config.json")
+    save_run_profile(run_dir, info.profile_toml)
     (run_dir / "dataset.json").write_text(
         json.dumps({**info.to_dict(), "mapped_share": info.mapped_share, "files": [str(f) for f in files]}, indent=2)
         + "\n"

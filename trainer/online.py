@@ -3,7 +3,8 @@
 Three parts run at once (docs/online.md):
 
 * **the recorder** (``recorder.server.Recorder``) on the asyncio loop of the main
-  thread: BizHawk, or ``--clients N`` embedded stable-retro processes, connect in
+  thread: external emulator clients (the BizHawk tool), or ``--clients N`` embedded
+  stable-retro processes, connect in
   policy mode; every episode becomes an ordinary episode file in the run's online
   folder, marked with the checkpoint, the policy version and the epsilon that
   produced it, and every step with the policy version that chose its action;
@@ -86,7 +87,7 @@ async def _serve(session: OnlineSession) -> tuple[bool, float]:
     server_config = ServerConfig(
         out=session.out, host=cfg.host, port=cfg.port, token=cfg.token, game=session.game, mode=p.Mode.POLICY,
         frame_skip=session.frame_skip, max_steps=cfg.max_steps, episodes=None,
-        seed=cfg.seed + session.learner.updates, step_timeout=10.0, policy_only=True,
+        seed=cfg.seed + session.learner.updates, step_timeout=10.0, policy_only=True, profiles=session.profiles,
         max_connections=max(DEFAULT_MAX_CONNECTIONS, cfg.clients),
     )  # fmt: skip
     recorder = Recorder(server_config, session.policy_factory, session.on_episode)
@@ -106,14 +107,16 @@ async def _serve(session: OnlineSession) -> tuple[bool, float]:
     server_task, url = await start_server(recorder)
     thread = session.learner_thread
     thread.start()
-    record_config = RecordConfig(out=None, game=session.game, emulator=cfg.emulator, token=cfg.token)
+    record_config = RecordConfig(out=None, game=session.game, emulator=cfg.emulator, token=cfg.token,
+                                 profiles=session.profiles)  # fmt: skip
     embedded = cfg.emulator != "none"
     # A client that exits is started again: the recorder has already saved its open episode as
     # truncated (a disconnect), and the run goes on.
     clients = ClientSupervisor(lambda i: start_client(record_config, url, i), cfg.clients if embedded else 0,
                                restart=True)  # fmt: skip
     if not embedded:
-        echo(f"waiting for the BizHawk tool to connect in policy mode to {url} (Ctrl-C to stop)")
+        echo(f"waiting for an emulator client (the BizHawk tool) to connect in policy mode to {url} "
+             "(Ctrl-C to stop)")
     started = time.monotonic()
     # One bar over the --steps budget (its ETA is the session's); without a terminal, a status line
     # every --progress-every seconds instead.

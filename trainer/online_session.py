@@ -1,7 +1,7 @@
 """One ``sonic-train online`` session: the run folder's online record and everything the parts share.
 
-``OnlineSession`` loads the run (its config and latest checkpoint), checks the
-installed profile against it (``GameSpec``), builds the offline store, the online
+``OnlineSession`` loads the run (its config, latest checkpoint and stored profile,
+``trainer.run_profile``), builds the offline store, the online
 store (re-read from the run's earlier online episode files), the mixed sampler,
 the learner, the batched actor and the learner thread, and holds the callbacks
 that join them: the recorder's policy factory and episode callback, the learner's
@@ -25,7 +25,8 @@ import torch
 
 from dataset.atomic import atomic_write_text, check_writable_folder
 from dataset.errors import ConfigError, DatasetError, ErrorCode, ProtocolError
-from recorder.profile import GameProfile, load_profile
+from recorder.profile import GameProfile
+from recorder.profile_library import ProfileLibrary
 from recorder.progress import echo
 from recorder.server import EpisodeSummary, Recorder
 from trainer.actor import ActorHandle, BatchedActor
@@ -44,6 +45,7 @@ from trainer.metrics import MetricsLog
 from trainer.network import QNetwork
 from trainer.offline import open_store
 from trainer.online_store import MixedSampler, OnlineStore
+from trainer.run_profile import load_run_profile
 
 __all__ = [
     "ONLINE_META",
@@ -145,11 +147,11 @@ class OnlineSession:
         self.spec = GameSpec.of_checkpoint(state["dataset"])
         self.game, self.action_names = self.spec.game, self.spec.action_names
         self.frame_skip = int(state["dataset"]["frame_skip"])
-        self.profile: GameProfile = load_profile(self.game)
-        self.spec.require_match(
-            GameSpec.of_profile(self.profile), mine="the run was trained on", theirs="the installed profile has",
-            error=ConfigError, fix="use the sonic-rl version that trained it",
-        )  # fmt: skip
+        # The run's own profile judges the new episodes as its training data was judged; the
+        # library (it comes first there) finds the game of a client that names another.
+        self.profile, self.profiles = load_run_profile(
+            run_dir, state["dataset"], ProfileLibrary.default(config.profiles or None)
+        )
         self.meta, self.history = load_online_meta(run_dir, int(state["updates"]), config.out)
         self.out = self.meta.folder(run_dir)
         # As `sonic-rec record` does: a read-only or full folder is one line now, before the offline
@@ -257,7 +259,7 @@ class OnlineSession:
             # any other policy: its episodes are kept as recordings but stay out of training.
             log.warning(
                 "a client played in %s mode: its episode is saved but not trained on; "
-                "switch the BizHawk tool to policy mode", summary.policy_id,
+                "switch the emulator client to policy mode", summary.policy_id,
             )  # fmt: skip
             return
         self.returns.append(float(summary.episode_return))

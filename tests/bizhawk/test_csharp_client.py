@@ -381,6 +381,25 @@ def test_8bit_system_human_mode_with_a_user_profile(headless: Path, tmp_path: Pa
     assert r.gaps().shape == (0, 3)
 
 
+def test_8bit_system_matched_by_rom_in_the_users_profile_folder(
+    headless: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No --game and no game in HELLO: the client's ROM finds the profile in the user's own folder."""
+    folder = tmp_path / "config" / "sonic-rl" / "profiles"  # recorder.profile_library.user_profile_folder
+    folder.mkdir(parents=True)
+    write_nes_profile(tmp_path).rename(folder / "Synthetic8bit-NES.toml")  # a folder holds <id>.toml
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("APPDATA", str(tmp_path / "config"))
+    out = tmp_path / "out"
+    with recorder(out, "--port", "0", "--episodes", "1", "--max-steps", "8") as rec:
+        res = run_client(headless, rec.url, "--system", "nes", "--width", "256", "--height", "240", "--mode", "human",
+                         "--fps", "300")  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        assert rec.wait() == 0
+    (r,) = episodes(out)
+    assert r.meta.game == "Synthetic8bit-NES" and r.meta.rom_name == "synthetic test ROM" and r.n_steps == 8
+
+
 def test_8bit_system_policy_mode_maps_actions_to_the_clients_buttons(headless: Path, tmp_path: Path) -> None:
     out, log = tmp_path / "out", tmp_path / "log.jsonl"
     profile = write_nes_profile(tmp_path)

@@ -81,3 +81,19 @@ def test_ls_names_unfinished_episodes_and_their_owners(tmp_path: Path) -> None:
 def test_verify_help_explains_clean() -> None:
     res = sonic_rec("verify", "--help")
     assert "--clean" in res.stdout and "running process" in res.stdout
+
+
+def test_profiles_lists_ids_where_they_come_from_and_the_search_order(tmp_path: Path) -> None:
+    from tests.recorder.test_profile_library import AIRSTRIKER, write
+
+    mine = write(tmp_path, AIRSTRIKER, 10)  # shadows the shipped one
+    write(tmp_path, "MyGame-Genesis", 10)
+    res = sonic_rec("profiles", "--profiles", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    listed = dict(line.split("  ", 1) for line in res.stdout.splitlines())
+    assert listed[AIRSTRIKER] == str(mine) and listed["MyGame-Genesis"] == str(tmp_path / "MyGame-Genesis.toml")
+    assert listed["SonicTheHedgehog2-Genesis-v0"].endswith("SonicTheHedgehog2-Genesis-v0.toml")
+    searched = res.stderr.strip()
+    assert searched.index("(--profiles)") < searched.index("(user folder)") < searched.index("(shipped)")
+    bad = sonic_rec("profiles", "--profiles", str(tmp_path / "missing"))
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no such folder" in bad.stderr

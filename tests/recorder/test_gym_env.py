@@ -90,3 +90,20 @@ def test_a_missing_rom_is_the_clients_one_line(tmp_path: Path) -> None:
 def test_no_client_within_the_timeout(tmp_path: Path) -> None:
     with pytest.raises(SonicRLError, match="no emulator client connected within 1 s"):
         BridgeEnv(GAME, tmp_path / "data", emulator="none", port=0, connect_timeout=1)
+
+
+def test_a_user_profile_file_is_played_by_the_embedded_client(tmp_path: Path) -> None:
+    """A .toml path as the game: the client names its id in HELLO and the recorder finds it pinned."""
+    from tests.recorder.test_profile_library import write
+
+    path = write(tmp_path / "mine", "MyAirstriker", 5)
+    env = BridgeEnv(str(path), tmp_path / "data", port=0, obs_type="ram")
+    try:
+        env.reset()
+        for _ in range(2):
+            env.step(0)
+    finally:
+        env.close()
+    (played,) = sorted((tmp_path / "data").glob("*.h5"))
+    with EpisodeReader(played) as ep:
+        assert ep.meta.game == "MyAirstriker" and ep.n_steps == 2

@@ -527,7 +527,7 @@ def test_embedded_games_are_optional_and_say_which_emulator_runs_a_profile() -> 
     assert airstriker.embedded_game("retro") == AIRSTRIKER
     with pytest.raises(ProfileError, match=r"names no ale-py game \(\[ale\] game\); use --emulator retro"):
         airstriker.embedded_game("ale")
-    with pytest.raises(ProfileError, match="play it in BizHawk"):
+    with pytest.raises(ProfileError, match=r"play it on an external emulator client \(BizHawk\)"):
         parse_profile(NES_PROFILE).embedded_game("retro")
 
 

@@ -287,9 +287,10 @@ def test_the_codec_refuses_a_hello_over_the_size_limits() -> None:
 def test_a_game_named_by_path_is_refused_without_touching_the_disk(game: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 9: a client names a profile id; the recorder looks it up among its own profiles only."""
     looked_up: list[str] = []
-    import recorder.session as session_module
+    from recorder.profile_library import ProfileLibrary
 
-    monkeypatch.setattr(session_module, "load_profile", lambda name: looked_up.append(name))
+    monkeypatch.setattr(ProfileLibrary, "get", lambda self, name: looked_up.append(name))
+    monkeypatch.setattr(ProfileLibrary, "resolve", lambda self, name: looked_up.append(name))
     s = session()
     assert "not a profile id" in refused(s, hello(game=game), ErrorCode.UNKNOWN_GAME)
     assert looked_up == []
