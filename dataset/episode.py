@@ -51,6 +51,7 @@ import hashlib
 import json
 import math
 import operator
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -365,6 +366,25 @@ def _stamp(created: str) -> str:
     return when.strftime("%Y%m%dT%H%M%S")
 
 
+#: How HDF5 names the errno of a failed write in its error text.
+_ERRNO_IN_TEXT = re.compile(r"errno = (\d+)")
+
+
+def _disk_error(exc: BaseException) -> OSError | None:
+    """``exc`` as the OSError of a write the disk refused, or None when it is something else.
+
+    h5py raises OSError for most failed writes, but RuntimeError for a failed flush ("Unable to
+    synchronously flush file (file write failed: ..., errno = 27, ...)"): the errno is only in
+    the text (found with RLIMIT_FSIZE at an episode's first flush).
+    """
+    if isinstance(exc, OSError):
+        return exc
+    if isinstance(exc, RuntimeError) and "write failed" in str(exc) and (m := _ERRNO_IN_TEXT.search(str(exc))):
+        code = int(m.group(1))
+        return OSError(code, os.strerror(code))
+    return None
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -458,8 +478,8 @@ class EpisodeWriter:
             self.temp_path.unlink(missing_ok=True)
             if isinstance(exc, (ValueError, TypeError, OverflowError, UnicodeError)):
                 raise DatasetError(f"episode metadata cannot be stored ({_one_line(exc)})") from exc
-            if isinstance(exc, OSError):
-                raise StorageError.of(exc, directory) from exc
+            if (disk := _disk_error(exc)) is not None:
+                raise StorageError.of(disk, directory) from exc
             raise
         self._frame_bytes = math.prod(self.frame_shape)
 
@@ -632,7 +652,7 @@ class EpisodeWriter:
         self._begun = True
         try:
             self._hand_off_if_full()
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:
             raise self._failed(exc) from exc
 
     def step(
@@ -669,7 +689,7 @@ class EpisodeWriter:
         self.n_steps += 1
         try:
             self._hand_off_if_full()
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:
             raise self._failed(exc) from exc
 
     def add_gap(self, step: int, expected_frame: int, got_frame: int) -> None:
@@ -756,21 +776,26 @@ class EpisodeWriter:
             self._file.close()
             self._closed = True
             commit(self.temp_path, self.path)
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:
             raise self._failed(exc) from exc
         except BaseException:
             self.abandon()
             raise
         return self.path
 
-    def _failed(self, exc: OSError) -> StorageError:
+    def _failed(self, exc: OSError | RuntimeError) -> StorageError:
         """The disk refused a write (full, quota, size limit, read-only): a file with a chunk missing
         cannot be finished, so the episode is discarded, which also frees its space (issue 11
-        item 2: never a file that ``verify`` rejects, never a leftover to clean)."""
+        item 2: never a file that ``verify`` rejects, never a leftover to clean). Re-raises
+        ``exc`` when it is not the disk's (a RuntimeError of our own), after abandoning the file.
+        """
         self.abandon()
+        disk = _disk_error(exc)
+        if disk is None:
+            raise exc
         with contextlib.suppress(OSError):
             self.temp_path.unlink(missing_ok=True)
-        return StorageError.of(exc, self.path.parent)
+        return StorageError.of(disk, self.path.parent)
 
     def abandon(self) -> None:
         """Close the file handle without completing or renaming it (tests, fatal errors).

@@ -288,7 +288,7 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
         pytest.fail("a partial file was accepted")
 
 
-@pytest.mark.parametrize("where", ["chunk", "close", "commit"])
+@pytest.mark.parametrize("where", ["chunk", "close", "flush", "commit"])
 def test_a_disk_that_refuses_a_write_discards_the_episode_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
@@ -299,9 +299,12 @@ def test_a_disk_that_refuses_a_write_discards_the_episode_in_one_line(
     import dataset.episode as episode_module
 
     def no_space(*args: object, **kwargs: object) -> None:
+        if where == "flush":  # as h5py reports a failed flush: the errno only in HDF5's text
+            raise RuntimeError("Unable to synchronously flush file (file write failed: time = ..., errno = 28, "
+                               "error message = 'No space left on device', buf = 0x55)")  # fmt: skip
         raise OSError(errno.ENOSPC, "Can't write data (file write failed: errno = 28)\nHDF5 stack ...")
 
-    target = {"chunk": "write_compressed", "close": "write_rows", "commit": "commit"}[where]
+    target = {"chunk": "write_compressed", "close": "write_rows", "flush": "write_rows", "commit": "commit"}[where]
     monkeypatch.setattr(episode_module, target, no_space)
     writer = EpisodeWriter(
         tmp_path, make_meta(), frame_shape=FRAME_SHAPE, ram_size=RAM_SIZE,
@@ -322,6 +325,21 @@ def test_a_disk_that_refuses_a_write_discards_the_episode_in_one_line(
     )
     assert isinstance(err.value, DatasetError)  # a UsageError: `record` prints it and exits 2
     assert list(tmp_path.iterdir()) == []  # neither the episode nor its temporary file
+
+
+def test_a_runtime_error_not_of_the_disk_is_not_taken_for_a_full_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataset.episode as episode_module
+
+    def bug(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug, not the disk")
+
+    monkeypatch.setattr(episode_module, "write_rows", bug)
+    writer = _writer(tmp_path)
+    writer.begin(np.zeros(FRAME_SHAPE, np.uint8), np.zeros(RAM_SIZE, np.uint8), 0, 0.0)
+    with pytest.raises(RuntimeError, match="a bug"):
+        writer.close(EndReason.STEP_LIMIT)
 
 
 def test_storage_errors_tell_a_full_disk_from_one_that_refuses_writes(tmp_path: Path) -> None:
