@@ -1,4 +1,5 @@
-"""Settings every test shares."""
+"""Settings every test shares: no user profile folder, and tests marked ``cuda`` skip cleanly, with
+the reason shown, where there is no CUDA GPU."""
 
 from __future__ import annotations
 
@@ -17,3 +18,17 @@ def no_user_profiles(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
         mp.setenv("XDG_CONFIG_HOME", str(empty))  # recorder.profile_library.user_profile_folder
         mp.setenv("APPDATA", str(empty))  # the same on Windows
         yield
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not any(item.get_closest_marker("cuda") for item in items):
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False here); "
+                                   "benchmarks/gpu_check.sh runs these on one")  # fmt: skip
+    for item in items:
+        if item.get_closest_marker("cuda"):
+            item.add_marker(skip)

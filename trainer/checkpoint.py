@@ -31,7 +31,9 @@ __all__ = [
     "latest_checkpoint",
     "load_checkpoint",
     "prune_checkpoints",
+    "restore_rng",
     "restore_training_state",
+    "rng_state",
     "run_checkpoints",
     "save_checkpoint",
     "save_run_checkpoint",
@@ -105,7 +107,8 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     return state
 
 
-def _rng_state(rng: np.random.Generator) -> dict[str, Any]:
+def rng_state(rng: np.random.Generator) -> dict[str, Any]:
+    """The sampler's generator state and torch's, as plain data (``restore_rng`` puts it back)."""
     # PCG64's state holds 128-bit ints; kept as decimal strings so the checkpoint is
     # plain data for weights_only loading on any torch version.
     st = rng.bit_generator.state
@@ -128,7 +131,7 @@ def training_state(
         **learner.state_dict(),
         "config": config.to_dict(),
         "dataset_fingerprint": info.fingerprint,
-        "rng": _rng_state(rng),
+        "rng": rng_state(rng),
         # What evaluation needs to play: the game, its action set and the profile's whole text, so a
         # checkpoint plays with no profile installed (trainer/run_profile.py).
         "dataset": {
@@ -144,7 +147,11 @@ def training_state(
 def restore_training_state(learner: Learner, rng: np.random.Generator, state: dict[str, Any]) -> None:
     """Put the learner and the sampler's and torch's RNGs back where ``state`` (``training_state``) left them."""
     learner.load_state_dict(state)
-    saved = state["rng"]
+    restore_rng(rng, state["rng"])
+
+
+def restore_rng(rng: np.random.Generator, saved: dict[str, Any]) -> None:
+    """Put the sampler's generator and torch's RNG back where ``rng_state`` saw them."""
     rng.bit_generator.state = {
         "bit_generator": saved["bit_generator"],
         "state": {"state": int(saved["state"]), "inc": int(saved["inc"])},

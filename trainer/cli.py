@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from dataset.errors import DatasetError
+from dataset.errors import ConfigError, DatasetError
 from recorder.console import run_cli
 from recorder.progress import setup_logging
 from trainer import flags
@@ -49,15 +49,26 @@ def cli(log_level: str) -> None:
               help="Continue the run in --run from its latest checkpoint (its config.json holds the files and flags).")
 @flags.options(TrainConfig)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--ddp", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Data-parallel over N local processes (torch.distributed: gloo on CPU, NCCL with one GPU each); "
+                   "--batch-size is the global batch. Under torchrun the ranks come from torchrun.")
 @click.pass_context
 def offline(ctx: click.Context, paths: tuple[Path, ...], run_dir: Path, resume: bool, no_progress: bool,
-            **opts: Any) -> None:  # fmt: skip
+            ddp: int | None, **opts: Any) -> None:  # fmt: skip
     """Train from episode files, folders or globs PATHS (e.g. data/*.h5).
 
     Ctrl-C (or SIGTERM) saves a checkpoint at the current update; --resume carries on from it.
     """
     from dataset.catalog import find_episode_files
+    from trainer.distributed import Ranks, launch_local, strip_ddp_flag
     from trainer.offline import train_offline
+
+    ranks = Ranks.from_env()
+    if ranks is None and ddp is not None and ddp > 1:
+        sys.exit(launch_local(ddp, strip_ddp_flag(sys.argv[1:])))
+    if ranks is not None and ddp is not None and ddp != ranks.world_size:
+        raise ConfigError(f"--ddp {ddp} differs from torchrun's {ranks.world_size} processes; "
+                          "drop --ddp under torchrun")  # fmt: skip
 
     files: list[Path] = []
     if paths:
@@ -72,7 +83,16 @@ def offline(ctx: click.Context, paths: tuple[Path, ...], run_dir: Path, resume: 
     explicit = list(flags.given(ctx, TrainConfig))
     if paths:
         explicit.append("files")
-    result = train_offline(config, run_dir, resume=resume, explicit=explicit, progress=not no_progress)
+    try:
+        result = train_offline(config, run_dir, resume=resume, explicit=explicit, progress=not no_progress,
+                               ranks=ranks)  # fmt: skip
+    finally:
+        if ranks is not None:
+            ranks.close()
+    if ranks is not None and not ranks.is_main:  # rank 0 reports
+        if result.interrupted:
+            sys.exit(130)
+        return
     total = TrainConfig.load(run_dir / "config.json").updates
     if result.updates == result.start_update:
         click.echo(f"nothing to do: {run_dir} already has {result.updates} updates (--updates {total}); "
@@ -140,3 +160,7 @@ def main() -> None:
     run_cli(cli, interrupted="interrupted; resume with --resume")
 
 
+
+
+if __name__ == "__main__":  # python -m trainer.cli: how torchrun starts each rank (trainer/distributed.py)
+    main()

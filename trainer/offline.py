@@ -17,6 +17,7 @@ stopped, so a resumed run matches an uninterrupted one update for update on CPU.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -25,25 +26,30 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from dataset.errors import ConfigError, DatasetError
 from recorder.progress import Bar, echo
 from trainer.checkpoint import (
+    checkpoint_path,
     latest_checkpoint,
     load_checkpoint,
+    restore_rng,
     restore_training_state,
+    rng_state,
     save_run_checkpoint,
     training_state,
 )
 from trainer.config import TrainConfig
+from trainer.distributed import Ranks, ShardSampler, rank_rng
 from trainer.flags import flag_name
 from trainer.frame_cache import FrameCache, dataset_fingerprint
 from trainer.learner import DeviceFeeder, Learner, resolve_device, seed_everything
 from trainer.metrics import MetricsLog
-from trainer.replay import ReplayStore
+from trainer.replay import BatchSampler, ReplayStore
 from trainer.run_profile import save_run_profile
-from trainer.training_loop import stop_on_signals, train_loop
+from trainer.training_loop import Pace, stop_on_signals, train_loop
 
 __all__ = ["TrainResult", "open_store", "prepare_run", "train_offline"]
 
@@ -165,15 +171,22 @@ def train_offline(
     progress: bool = True,
     tensorboard: bool = True,
     stop: threading.Event | None = None,
+    ranks: Ranks | None = None,
 ) -> TrainResult:
     """Train (or continue training) a run; returns where it ended.
 
     Setting ``stop`` (SIGINT/SIGTERM do, on the main thread) ends it after the
-    current update with a checkpoint of that update.
+    current update with a checkpoint of that update. With ``ranks`` (torchrun's job,
+    ``trainer.distributed``) this process is one rank of a data-parallel run: it samples
+    its shard, its share of the global batch, and only rank 0 writes the run folder.
     """
     run_dir = Path(run_dir)
+    main = ranks is None or ranks.is_main
+    progress = progress and main
     config = prepare_run(config, run_dir, resume=resume, explicit=explicit)
     device = resolve_device(config.device)
+    if ranks is not None:
+        ranks.init(device.type == "cuda")
     files = [Path(f) for f in config.files]
     if not files:
         raise DatasetError("no episode files matched; pass .h5 files or folders recorded by sonic-rec")
@@ -185,19 +198,22 @@ def train_offline(
             f"the episode files differ from the ones run {run_dir} was trained on; "
             "pass the same files to --resume or start a new --run folder"
         )
-    store = open_store(config, fingerprint=fingerprint, progress=progress)
+    # Rank 0 builds the replay cache (if it is missing) before the others open it.
+    with ranks.main_first() if ranks is not None else contextlib.nullcontext():
+        store = open_store(config, fingerprint=fingerprint, progress=progress)
     info = store.info
     assert info is not None
 
     started = (run_dir / "config.json").exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config.save(run_dir / "config.json")
-    save_run_profile(run_dir, info.profile_toml)
-    (run_dir / "dataset.json").write_text(
-        json.dumps({**info.to_dict(), "mapped_share": info.mapped_share, "files": [str(f) for f in files]}, indent=2)
-        + "\n"
-    )
-    if info.human_steps:
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config.save(run_dir / "config.json")
+        save_run_profile(run_dir, info.profile_toml)
+        (run_dir / "dataset.json").write_text(
+            json.dumps({**info.to_dict(), "mapped_share": info.mapped_share, "files": [str(f) for f in files]},
+                       indent=2) + "\n"
+        )  # fmt: skip
+    if info.human_steps and main:
         echo(f"{info.mapped_steps} of {info.n_transitions} steps ({100 * info.mapped_share:.1f}%) held "
              "buttons outside the action set and were mapped to the nearest action")  # fmt: skip
 
@@ -205,42 +221,97 @@ def train_offline(
         # Bit-for-bit repeatable runs on CPU for a given --seed.
         torch.use_deterministic_algorithms(True)
     rng = seed_everything(config.seed)
-    learner = Learner(config, store.state_shape, len(info.action_names), device)
+    sampler: BatchSampler = store
+    batch_size = config.batch_size
+    learner_config = config
+    if ranks is not None:
+        rng = rank_rng(config.seed, ranks.rank)
+        sampler = ShardSampler(store, ranks.rank, ranks.world_size)
+        batch_size = ranks.local_batch(config.batch_size)
+        # A CUDA graph would capture DDP's all-reduce; the ranks run eager updates.
+        learner_config = dataclasses.replace(config, compile=False)
+    learner = Learner(learner_config, store.state_shape, len(info.action_names), device)
     if state is not None:
         restore_training_state(learner, rng, state)
+        if ranks is not None:
+            _restore_rank_rng(rng, state, ranks, config.seed)
+    if ranks is not None:
+        learner.online_forward = ranks.wrap(learner.online, device.type == "cuda")
     start = learner.updates
-    if ckpt is not None:
+    if ckpt is not None and main:
         echo(f"resuming {run_dir} from {ckpt.name} (update {start})")
-    elif resume and started:  # stopped before its first checkpoint: nothing learned was kept
+    elif resume and started and main:  # stopped before its first checkpoint: nothing learned was kept
         echo(f"resuming {run_dir} from update 0 (it has no checkpoint yet)")
 
+    feeder = DeviceFeeder(sampler, rng, batch_size, device)
+
     def save() -> Path:
-        state = training_state(learner, config, info, rng)
+        at = feeder.checkpoint_rng()  # on CUDA, before the batch sampled ahead
+        if ranks is None:
+            return save_run_checkpoint(run_dir, training_state(learner, config, info, at),
+                                       keep=config.keep_checkpoints)  # fmt: skip
+        rngs = ranks.gather(rng_state(at))  # every rank's sampler, so a resume carries on each one
+        if not main:
+            return checkpoint_path(run_dir, learner.updates)
+        state = training_state(learner, config, info, at)
+        state["rank_rngs"] = rngs
         return save_run_checkpoint(run_dir, state, keep=config.keep_checkpoints)
 
     if start >= config.updates:  # nothing to do: --updates already reached
         return TrainResult(run_dir, start, start, latest_checkpoint(run_dir) or save(), 0.0, {})
-    stop = stop or threading.Event()
+    # The signal handlers set ``requested``; the loop's ``stop`` is set once the ranks agree
+    # (pace), so every rank stops after the same update (one process: at once).
+    requested = stop or threading.Event()
+    loop_stop = requested if ranks is None else threading.Event()
 
     def announce(signame: str) -> None:
-        echo(f"{signame}: saving a checkpoint of the current update")
+        if main:
+            echo(f"{signame}: saving a checkpoint of the current update")
 
+    def agree() -> Pace:
+        assert ranks is not None
+        if ranks.any(requested.is_set(), device):
+            loop_stop.set()
+            return Pace.WAIT  # the loop sees the stop and ends (with its checkpoint)
+        return Pace.GO
+
+    metrics_log = (MetricsLog(run_dir, resume_from=start if resume else None, tensorboard=tensorboard)
+                   if main else contextlib.nullcontext())  # fmt: skip
     with (
-        stop_on_signals(stop, announce),
-        MetricsLog(run_dir, resume_from=start if resume else None, tensorboard=tensorboard) as metrics,
+        stop_on_signals(requested, announce),
+        metrics_log as metrics,
         Bar(config.updates, "train", "upd", enabled=progress, initial=start) as bar,
     ):
         def log(u: int, values: dict[str, float]) -> None:
-            metrics.write(u, values)
+            if ranks is not None:
+                values = ranks.mean(values, device)  # the global batch's loss, as one process logs it
+            if metrics is not None:
+                metrics.write(u, values)
             bar.set_postfix(f"loss={values['loss']:.4f}, q={values['q_mean']:.3f}, "
                             f"ups={values['updates_per_s']:.1f}")  # fmt: skip
 
         done = train_loop(
-            learner, DeviceFeeder(store, rng, config.batch_size, device), target=config.updates,
-            log_every=config.log_every, checkpoint_every=config.checkpoint_every, save=save, log=log, stop=stop,
+            learner, feeder, target=config.updates,
+            log_every=config.log_every, checkpoint_every=config.checkpoint_every, save=save, log=log, stop=loop_stop,
+            pace=None if ranks is None else agree,
             after_update=lambda _u: bar.update(1),
         )  # fmt: skip
     assert done.checkpoint is not None  # at least one update ran, so the loop saved
     return TrainResult(run_dir, done.updates, start, done.checkpoint, done.updates_per_s, done.last_metrics,
                        interrupted=done.stopped and done.updates < config.updates)  # fmt: skip
 
+
+def _restore_rank_rng(rng: np.random.Generator, state: dict[str, Any], ranks: Ranks, seed: int) -> None:
+    """This rank's sampler state from a data-parallel checkpoint of as many ranks; else a fresh stream."""
+    saved = state.get("rank_rngs")
+    if saved is not None and len(saved) == ranks.world_size:
+        restore_rng(rng, saved[ranks.rank])
+        return
+    # Another number of ranks (or a one-process checkpoint): the shards differ anyway; each rank
+    # draws a fresh stream of its own, offset by the update count so it is not the first run's.
+    fresh = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(ranks.rank, int(
+        state["updates"])))))  # fmt: skip
+    rng.bit_generator.state = fresh.bit_generator.state
+    if ranks.is_main:
+        echo(f"the checkpoint was saved by {len(saved) if saved else 1} process(es), not {ranks.world_size}: "
+             "each rank samples a fresh stream")

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from dataset.episode import Actor, EndReason, EpisodeMeta, EpisodeWriter
 from recorder.profile import load_profile
+from trainer.checkpoint import latest_checkpoint, load_checkpoint
+from trainer.config import TrainConfig
+from trainer.offline import train_offline
 
 GAME = "Airstriker-Genesis-v0"
 FRAME_SHAPE = (24, 32, 3)
@@ -69,3 +74,20 @@ def two_episode_files(tmp_path: Path) -> list[Path]:
     a = write_episode(data, rewards=[1, 2, 4], end=EndReason.LIFE_LOST, first_value=10, index=0)
     b = write_episode(data, rewards=[8, 16], end=EndReason.STEP_LIMIT, first_value=100, index=1)
     return [a, b]
+
+
+def straight_and_resumed(
+    config: TrainConfig, tmp_path: Path, stop_at: int = 3
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train ``config`` in one call and in two (stopped at ``stop_at`` updates, then ``--resume``).
+
+    Returns the final checkpoints of both (uninterrupted, resumed).
+    """
+    train_offline(config, tmp_path / "straight", progress=False, tensorboard=False)
+    train_offline(dataclasses.replace(config, updates=stop_at), tmp_path / "split", progress=False,
+                  tensorboard=False)  # fmt: skip
+    # Updates is the one learning-neutral flag a resume may raise.
+    result = train_offline(config, tmp_path / "split", resume=True, explicit=["updates"], progress=False,
+                           tensorboard=False)  # fmt: skip
+    assert result.updates == config.updates
+    return tuple(load_checkpoint(latest_checkpoint(tmp_path / run)) for run in ("straight", "split"))  # type: ignore[return-value,arg-type]

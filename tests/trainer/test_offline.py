@@ -21,7 +21,7 @@ from trainer.config import Algo, PreprocessConfig, TrainConfig
 from trainer.learner import resolve_device
 from trainer.offline import train_offline
 
-from .conftest import write_episode
+from .conftest import straight_and_resumed, write_episode
 
 SONIC_TRAIN = [sys.executable, "-c", "from trainer.cli import main; main()"]
 
@@ -79,15 +79,8 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(
     two_episode_files: list[Path], tmp_path: Path
 ) -> None:
     cfg = _config(two_episode_files, tmp_path / "cache", target_update=4)
-    train_offline(cfg, tmp_path / "straight", progress=False, tensorboard=False)
-    train_offline(dataclasses.replace(cfg, updates=3), tmp_path / "split", progress=False, tensorboard=False)
-    # Updates is the one learning-neutral flag a resume may raise.
-    result = train_offline(cfg, tmp_path / "split", resume=True, explicit=["updates"], progress=False,
-                           tensorboard=False)
-    assert result.updates == 6
-    assert _same(_weights(tmp_path / "straight"), _weights(tmp_path / "split"))
-    straight = load_checkpoint(latest_checkpoint(tmp_path / "straight"))  # type: ignore[arg-type]
-    split = load_checkpoint(latest_checkpoint(tmp_path / "split"))  # type: ignore[arg-type]
+    straight, split = straight_and_resumed(cfg, tmp_path)
+    assert _same(straight["model"], split["model"])
     assert _same(straight["target"], split["target"])
     assert straight["rng"]["state"] == split["rng"]["state"]
     rows = list(csv.DictReader((tmp_path / "split" / "metrics.csv").read_text().splitlines()))
