@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from dataset.atomic import atomic_write_text
+from dataset.atomic import atomic_write_text, check_writable_folder
 from dataset.errors import ConfigError, DatasetError, ErrorCode, ProtocolError
 from recorder.profile import GameProfile
 from recorder.profile_library import ProfileLibrary
@@ -175,6 +175,10 @@ class OnlineSession:
         )
         self.meta, self.history = load_online_meta(run_dir, int(state["updates"]) if state else 0, config.out)
         self.out = self.meta.folder(run_dir)
+        # As `sonic-rec record` does: a read-only or full folder is one line now, before the offline
+        # store loads, not an episode lost and a stopped run at the first save (issue 11 item 2).
+        check_writable_folder(run_dir, "--resume" if new_run is None else "--run")  # checkpoints, online.json
+        check_writable_folder(self.out, "--out")
 
         if self.device.type == "cpu":
             # Learner thread + actor thread + one emulator process per client share the cores;

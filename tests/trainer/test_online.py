@@ -421,3 +421,28 @@ def test_online_needs_exactly_one_of_resume_and_run(tmp_path: Path) -> None:
     for args in ([], ["--resume", str(tmp_path / "a"), "--run", str(tmp_path / "b")]):
         result = CliRunner().invoke(cli, ["online", *args])
         assert result.exit_code == 2 and "--resume RUN" in result.output and "--run NEW" in result.output
+
+
+def _no_writes() -> None:  # pragma: no cover - runs in the child before exec
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # every write into a file fails, as on a full disk
+
+
+@pytest.mark.parametrize("case", ["under-a-file", "full"])
+def test_online_refuses_an_output_folder_it_cannot_write_in_one_line(run: Path, case: str) -> None:
+    """As `sonic-rec record` does (issue 11 item 2): at start, not at the first episode's save."""
+    if case == "under-a-file":
+        (run.parent / "a-file").write_bytes(b"")
+        out, preexec = run.parent / "a-file" / "online", None
+    else:
+        out, preexec = run / "online", _no_writes
+    before = sorted(p.name for p in run.rglob("*"))
+    res = subprocess.run(_command(run, "--out", str(out), "--steps", "10"), capture_output=True, text=True,
+                         timeout=90, env=_env(), cwd=run.parent, preexec_fn=preexec)  # fmt: skip
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2, res.stderr
+    option = "--out" if case == "under-a-file" else "--resume"  # the full disk refuses the run folder first
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot write to {option} "), res.stderr
+    assert "choose a writable folder with free space" in lines[0]
+    assert sorted(p.name for p in run.rglob("*")) == before  # nothing written, no probe left
