@@ -51,6 +51,7 @@ import hashlib
 import json
 import math
 import operator
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -71,7 +72,7 @@ from dataset.compression import (
     write_compressed,
     write_rows,
 )
-from dataset.errors import DatasetError
+from dataset.errors import DatasetError, StorageError
 from dataset.leftovers import parse_temp_name
 
 __all__ = [
@@ -365,6 +366,25 @@ def _stamp(created: str) -> str:
     return when.strftime("%Y%m%dT%H%M%S")
 
 
+#: How HDF5 names the errno of a failed write in its error text.
+_ERRNO_IN_TEXT = re.compile(r"errno = (\d+)")
+
+
+def _disk_error(exc: BaseException) -> OSError | None:
+    """``exc`` as the OSError of a write the disk refused, or None when it is something else.
+
+    h5py raises OSError for most failed writes, but RuntimeError for a failed flush ("Unable to
+    synchronously flush file (file write failed: ..., errno = 27, ...)"): the errno is only in
+    the text (found with RLIMIT_FSIZE at an episode's first flush).
+    """
+    if isinstance(exc, OSError):
+        return exc
+    if isinstance(exc, RuntimeError) and "write failed" in str(exc) and (m := _ERRNO_IN_TEXT.search(str(exc))):
+        code = int(m.group(1))
+        return OSError(code, os.strerror(code))
+    return None
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -424,7 +444,7 @@ class EpisodeWriter:
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise DatasetError(f"cannot create the episode folder {directory} ({_one_line(exc)})") from exc
+            raise StorageError.of(exc, directory) from exc
         base = f"{_safe(meta.game)}_{_stamp(meta.created)}_{_safe(meta.session_id)}_{meta.episode_index:05d}"
         self.path = self._unique(directory, base)
         self.temp_path = temp_path_for(self.path)
@@ -436,10 +456,7 @@ class EpisodeWriter:
         try:
             self._file = h5py.File(self.temp_path, "w-")
         except OSError as exc:
-            raise DatasetError(
-                f"cannot create an episode file in {directory} ({_one_line(exc)}); "
-                "check that the folder is writable and has free space"
-            ) from exc
+            raise StorageError.of(exc, directory) from exc
         try:
             self._file.attrs["schema_version"] = SCHEMA_VERSION
             self._file.attrs["complete"] = 0
@@ -461,8 +478,8 @@ class EpisodeWriter:
             self.temp_path.unlink(missing_ok=True)
             if isinstance(exc, (ValueError, TypeError, OverflowError, UnicodeError)):
                 raise DatasetError(f"episode metadata cannot be stored ({_one_line(exc)})") from exc
-            if isinstance(exc, OSError):
-                raise DatasetError(f"cannot write to {self.temp_path} ({_one_line(exc)})") from exc
+            if (disk := _disk_error(exc)) is not None:
+                raise StorageError.of(disk, directory) from exc
             raise
         self._frame_bytes = math.prod(self.frame_shape)
 
@@ -633,7 +650,10 @@ class EpisodeWriter:
         counter, ts = self._checked_observation("observation 0", frame, ram, frame_counter, timestamp)
         self._keep_observation(frame, ram, counter, ts)
         self._begun = True
-        self._hand_off_if_full()
+        try:
+            self._hand_off_if_full()
+        except (OSError, RuntimeError) as exc:
+            raise self._failed(exc) from exc
 
     def step(
         self,
@@ -653,8 +673,8 @@ class EpisodeWriter:
         Values the file cannot hold or ``verify`` would reject raise DatasetError and
         store nothing: the episode stays as it was and can still be closed. Every
         ``chunk_frames``-th call hands a full chunk to a compressor thread and re-raises
-        that thread's earlier error, if any (e.g. ``OSError``: disk full); after such an
-        error call :meth:`abandon`.
+        that thread's earlier error, if any: a disk that refused a write (full, quota,
+        size limit) raises StorageError, the episode already discarded (:meth:`_failed`).
         """
         counter, ts, masks, act, who, version, rew = self._checked_step(
             frame=frame, ram=ram, frame_counter=frame_counter, timestamp=timestamp, buttons=buttons,
@@ -667,7 +687,10 @@ class EpisodeWriter:
         self._policy_versions.append(version)
         self._rewards.append(rew)
         self.n_steps += 1
-        self._hand_off_if_full()
+        try:
+            self._hand_off_if_full()
+        except (OSError, RuntimeError) as exc:
+            raise self._failed(exc) from exc
 
     def add_gap(self, step: int, expected_frame: int, got_frame: int) -> None:
         """Record that observation ``step`` (its row in ``frames``/``frame_counters``,
@@ -703,7 +726,8 @@ class EpisodeWriter:
         The last step gets ``terminated`` if ``reason.terminal`` else ``truncated``.
         Returns the final path. Raises DatasetError (and removes the temporary
         file) if :meth:`begin` was never called: there is no episode to keep.
-        Every value was checked when it was given, so only the disk can fail here.
+        Every value was checked when it was given, so only the disk can fail here: then
+        StorageError, the episode discarded and its temporary file removed.
         """
         self._check_open()
         try:
@@ -752,10 +776,26 @@ class EpisodeWriter:
             self._file.close()
             self._closed = True
             commit(self.temp_path, self.path)
+        except (OSError, RuntimeError) as exc:
+            raise self._failed(exc) from exc
         except BaseException:
             self.abandon()
             raise
         return self.path
+
+    def _failed(self, exc: OSError | RuntimeError) -> StorageError:
+        """The disk refused a write (full, quota, size limit, read-only): a file with a chunk missing
+        cannot be finished, so the episode is discarded, which also frees its space (issue 11
+        item 2: never a file that ``verify`` rejects, never a leftover to clean). Re-raises
+        ``exc`` when it is not the disk's (a RuntimeError of our own), after abandoning the file.
+        """
+        self.abandon()
+        disk = _disk_error(exc)
+        if disk is None:
+            raise exc
+        with contextlib.suppress(OSError):
+            self.temp_path.unlink(missing_ok=True)
+        return StorageError.of(disk, self.path.parent)
 
     def abandon(self) -> None:
         """Close the file handle without completing or renaming it (tests, fatal errors).

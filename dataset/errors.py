@@ -6,6 +6,7 @@
      ├── UsageError              a user's mistake: shown as one line, never a traceback
      │    ├── ProfileError       unknown game, bad profile TOML
      │    ├── DatasetError       not an episode file, incomplete file, mixed games
+     │    │    └── StorageError  the output folder stopped taking data (full, quota, size limit, read-only)
      │    ├── ConfigError        bad flag combination, run folder mismatch, no CUDA
      │    └── ReplayMismatch     ``verify --replay`` found stored data the emulator does not reproduce
      ├── ProtocolError           the peer broke docs/protocol.md; carries an ErrorCode
@@ -31,6 +32,9 @@ code), and exactly one place turns a UsageError into what the user sees
 from __future__ import annotations
 
 import enum
+import errno
+import os
+from pathlib import Path
 
 __all__ = [
     "AuthenticationFailed",
@@ -45,6 +49,7 @@ __all__ = [
     "RemoteError",
     "ReplayMismatch",
     "SonicRLError",
+    "StorageError",
     "UnexpectedMessage",
     "UnknownGame",
     "UnknownMessageKind",
@@ -106,6 +111,24 @@ class ProfileError(UsageError):
 
 class DatasetError(UsageError):
     """An episode file is missing, incomplete, not an episode, or does not fit the others."""
+
+
+class StorageError(DatasetError):
+    """Writing to the output folder failed mid-run: the disk or a quota is full, a file size limit
+    was hit, or the folder stopped taking writes. The user frees space or picks another folder; the
+    episode being written is discarded (issue 11 item 2), never left as a file ``verify`` rejects."""
+
+    #: errno values that mean "no room" rather than "no permission" or a broken device.
+    FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+    @classmethod
+    def of(cls, exc: OSError, folder: Path) -> StorageError:
+        """One line for ``exc``, raised while writing into ``folder``."""
+        # h5py's OSErrors carry HDF5's whole error stack as their text: the errno says it in words.
+        why = os.strerror(exc.errno) if exc.errno else (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if exc.errno in cls.FULL:
+            return cls(f"output folder full: {folder} ({why}); free some space there or choose another folder")
+        return cls(f"cannot write to the output folder {folder} ({why}); check the disk or choose another folder")
 
 
 class ConfigError(UsageError):

@@ -23,7 +23,9 @@ def to_68k_order(ram: np.ndarray) -> np.ndarray:
     BizHawk's "68K RAM" domain shows big-endian memory, so swapping here makes the same
     profile address read the same value from both emulators (../shared/emulators.md).
     """
-    return ram.reshape(-1, 2)[:, ::-1].reshape(-1)
+    # A byte swap of 16-bit words: one vectorised pass, about 8x faster than reversing pairs
+    # through a strided view (80 us of a 1.3 ms step on 64 KiB; issue 13), and the same bytes.
+    return np.ascontiguousarray(ram).view(np.uint16).byteswap().view(np.uint8)
 
 
 def check_game(game: str, state: str | None) -> None:

@@ -30,7 +30,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from dataset.episode import EndReason, EpisodeWriter
-from dataset.errors import ErrorCode, ProtocolError, UsageError
+from dataset.errors import ErrorCode, ProtocolError, StorageError, UsageError
 from dataset.escaping import printable
 from recorder import protocol as p
 from recorder.policy import EndEpisode, Policy, make_policy
@@ -111,6 +111,9 @@ class Recorder:
         #: Why episodes still open when the recorder stops end (saved as truncated).
         self.stop_reason = EndReason.INTERRUPTED
         self._claimed = 0
+        #: The output folder stopped taking data (disk full, ...): the recorder stopped, and run()
+        #: raises this once every connection has been told (issue 11 item 2).
+        self.failure: StorageError | None = None
         self._connections: set[Connection] = set()
         self._n_connections = 0
         #: The operator's --game (an id or a .toml path), loaded once: clients that name no game, or
@@ -137,6 +140,12 @@ class Recorder:
             self.stats.first_episode_at = time.monotonic()
         return True
 
+    def storage_failed(self, exc: StorageError) -> None:
+        """An episode could not be written (its writer discarded it): stop, as the next would fail too."""
+        if self.failure is None:
+            self.failure = exc
+        self.shutdown(EndReason.SERVER_STOP)
+
     def episode_finished(self, summary: EpisodeSummary) -> None:
         self.stats.episodes.append(summary)
         self.stats.last_episode_at = time.monotonic()
@@ -162,6 +171,8 @@ class Recorder:
             self.ready.set()
             await self.done.wait()
             await self._close_all()
+        if self.failure is not None:
+            raise self.failure  # one line for the user (`record` exits 2); the clients got STOP
 
     def shutdown(self, reason: EndReason = EndReason.INTERRUPTED) -> None:
         """Save every open episode as truncated (``reason``: Ctrl-C / SIGTERM, or a spent budget), stop serving."""
@@ -200,6 +211,7 @@ class Connection:
         self.recorder = recorder
         self.config = recorder.config
         self.ws = ws
+        _small_reads(ws)
         addr = ws.remote_address or ("?", "?")
         self.peer = f"{addr[0]}:{addr[1]}"
         self.session = Session(
@@ -230,6 +242,9 @@ class Connection:
         except ProtocolError as exc:
             log.warning("client %s (%s): %s", self.session_id, self.peer, printable(exc))  # may quote its HELLO
             await self._fail(exc.code, str(exc), drain=True)
+        except StorageError as exc:
+            async with self._lock:
+                await self._fail(ErrorCode.GOING_AWAY, str(exc), drain=True, notice=self._storage_stop(exc))
         except ConnectionClosed:
             pass
         except Exception:
@@ -241,13 +256,20 @@ class Connection:
             else:
                 watchdog.cancel()
             async with self._lock:
-                await self._do(self.session.disconnect())
+                try:
+                    await self._do(self.session.disconnect())
+                except StorageError as exc:  # nobody left to tell
+                    self._discarded(exc)
 
     async def interrupt(self) -> None:
         """The recorder is stopping: save the open episode as truncated and say goodbye."""
         async with self._lock:
             with contextlib.suppress(ConnectionClosed):
-                await self._do(self.session.interrupt(self.recorder.stop_reason))
+                if not self.session.stopped:  # else it said goodbye already (STOP, or a full disk's)
+                    try:
+                        await self._do(self.session.interrupt(self.recorder.stop_reason))
+                    except StorageError as exc:  # the last save failed: the STOP says why
+                        await self.ws.send(p.encode(self._storage_stop(exc)))
         # The close handshake waits for the client's close frame, which queues behind the steps it
         # streamed meanwhile: run() must go on draining them (it drops them: the session is
         # stopped), so the lock is released first. Held, the queue filled, reading paused, and every
@@ -287,8 +309,24 @@ class Connection:
         limit = self.config.idle_timeout if welcomed else self.config.handshake_timeout
         return self._heard + limit - time.monotonic()
 
-    async def _fail(self, code: int, message: str, *, drain: bool = False) -> None:
-        """Send ERROR and close with `code`.
+    def _discarded(self, exc: StorageError) -> None:
+        """The open episode's writer refused a write and discarded the episode; the recorder stops."""
+        self.writer = None
+        # The error itself reaches the user once, from the command (`record` exits 2 with it).
+        log.info("client %s: episode %d discarded: its file could not be written", self.session_id,
+                 self.session.episode)  # fmt: skip
+        self.recorder.storage_failed(exc)
+
+    def _storage_stop(self, exc: StorageError) -> p.Stop:
+        """The output folder is full (or stopped taking writes): the episode is discarded, the
+        recorder stops, and the client hears so and why (STOP reason 1, then close 1001;
+        docs/protocol.md), never an internal error."""
+        self._discarded(exc)
+        [stop] = [e for e in self.session.interrupt(EndReason.SERVER_STOP, str(exc)) if isinstance(e, p.Stop)]
+        return stop
+
+    async def _fail(self, code: int, message: str, *, drain: bool = False, notice: p.Message | None = None) -> None:
+        """Send ERROR (or ``notice``) and close with `code`.
 
         `drain` (only from run(), which has stopped reading): read and drop what the client still
         streams until its close frame arrives. Without it a streaming client's close reply queues
@@ -296,7 +334,7 @@ class Connection:
         holding one of the capped connection slots (found by tests/recorder/test_fuzz.py).
         """
         with contextlib.suppress(ConnectionClosed):
-            await self.ws.send(p.encode(p.Error(code, message)))
+            await self.ws.send(p.encode(notice or p.Error(code, message)))
             # RFC 6455 section 5.5: a close reason fits in 123 bytes.
             closing = self.ws.close(code, message.encode()[:123].decode("utf-8", "ignore"))
             if not drain:
@@ -384,6 +422,7 @@ class Connection:
         if writer is None:
             return
         path: Path | None = None
+        discarded = False
         try:
             if not effect.save and isinstance(writer, EpisodeWriter):
                 writer.abandon()
@@ -392,20 +431,43 @@ class Connection:
             else:
                 # Closing compresses the last chunk and fsyncs: off the loop, so other clients keep going.
                 path = await asyncio.get_running_loop().run_in_executor(None, writer.close, effect.reason)
+        except StorageError:
+            discarded = True  # no episode to report: the caller stops the recorder
+            raise
         finally:
-            summary = EpisodeSummary(
-                self.session_id, effect.episode, effect.steps, effect.episode_return, effect.reason, path,
-                effect.policy_id,
-            )  # fmt: skip
-            log.info(
-                "episode %s/%d ended: %s after %d steps, return %.1f%s",
-                self.session_id, effect.episode, effect.reason.label, effect.steps, effect.episode_return,
-                f", saved {path.name}" if path else "",
-            )  # fmt: skip
-            self.recorder.episode_finished(summary)
+            if not discarded:
+                self._finished(effect, path)
         if effect.notify:
             with contextlib.suppress(ConnectionClosed):
                 await self.ws.send(p.encode(effect.message(path.name if path else "")))
+
+    def _finished(self, effect: CloseEpisode, path: Path | None) -> None:
+        summary = EpisodeSummary(
+            self.session_id, effect.episode, effect.steps, effect.episode_return, effect.reason, path,
+            effect.policy_id,
+        )  # fmt: skip
+        log.info(
+            "episode %s/%d ended: %s after %d steps, return %.1f%s",
+            self.session_id, effect.episode, effect.reason.label, effect.steps, effect.episode_return,
+            f", saved {path.name}" if path else "",
+        )  # fmt: skip
+        self.recorder.episode_finished(summary)
+
+
+#: Bytes asyncio asks the socket for per read. Its default, 256 KiB, is above glibc's 128 KiB mmap
+#: threshold: every read of a 3 KB compressed STEP mapped, shrank and unmapped a fresh buffer, ~16 us
+#: of each lockstep round trip (issue 13). Below it, a raw BizHawk frame takes a few more reads, each
+#: cheaper than one large one.
+_READ_BYTES = 64 * 1024
+
+
+def _small_reads(ws: ServerConnection) -> None:
+    """Read this connection's socket in :data:`_READ_BYTES` pieces (CPython's selector transports
+    read ``max_size`` bytes; other event loops keep their own size)."""
+    transport = getattr(ws, "transport", None)
+    if transport is not None and isinstance(getattr(transport, "max_size", None), int):
+        with contextlib.suppress(AttributeError):
+            transport.max_size = _READ_BYTES
 
 
 class _NullWriter:

@@ -260,14 +260,15 @@ class Session:
         assert self.mode == p.Mode.POLICY and self.open
         return self._episode_over(reason)
 
-    def interrupt(self, reason: EndReason = EndReason.INTERRUPTED) -> list[Effect]:
-        """The recorder is stopping (``reason``: Ctrl-C, or a spent budget): save the open episode as
-        truncated and say goodbye."""
+    def interrupt(self, reason: EndReason = EndReason.INTERRUPTED, why: str = "") -> list[Effect]:
+        """The recorder is stopping (``reason``: Ctrl-C, a spent budget, a full disk): save the open
+        episode as truncated and say goodbye (and ``why``, when it is news to the user)."""
         effects: list[Effect] = []
         if self.open:
             effects.append(self._close(reason, notify=True))
         self.stopped = True
-        effects.append(p.Stop(p.StopReason.SHUTDOWN, "the recorder is shutting down"))
+        words = f"the recorder is shutting down: {why}" if why else "the recorder is shutting down"
+        effects.append(p.Stop(p.StopReason.SHUTDOWN, words))
         return effects
 
     def disconnect(self) -> list[Effect]:
@@ -549,14 +550,20 @@ class Session:
             log.warning("client %s: STEP seq %d, expected %d: steps lost or repeated", self.session_id, msg.seq,
                         self.next_seq)  # fmt: skip
         self.next_seq = msg.seq + 1
+        reported = self._dropped_since_step
         self._dropped_since_step = False
         effects: list[Effect] = []
         if msg.frame != expected:
             # docs/protocol.md: a gap or repeat is logged and recorded, never silently accepted.
             log.warning("client %s: frame counter %d, expected %d (gap of %d)", self.session_id, msg.frame, expected,
                         msg.frame - expected)  # fmt: skip
-            if not resized:  # a gap before a new screen names a step the ending episode never gets
-                effects.append(RecordGap(self.steps + 1, expected, msg.frame))
+        if (msg.frame != expected or reported) and not resized:
+            # After a FRAMES_DROPPED notice the step's own row is recorded even without a jump: the
+            # notice's row names this observation with the client's last skipped frame, and
+            # `verify` wants one of the row's gaps to name the counter stored (issue 11: a report
+            # that disagreed with the STEP left a file verify rejected). A gap before a new screen
+            # names a step the ending episode never gets.
+            effects.append(RecordGap(self.steps + 1, expected, msg.frame))
         self.last_frame_counter = msg.frame
         if resized:
             return self._on_resize(msg, frame, ram, judge)

@@ -64,11 +64,14 @@ class ActorHandle:
         # Pushed to only by the actor's worker thread (one request at a time per handle: a client
         # waits for its action before it sends the next observation; reset() comes between episodes).
         self.stack = FrameStack(actor.frame_stack)
+        #: The action this client played last in the episode (-1: none yet), for --prev-action networks.
+        self.last_action = -1
         self.reset()
 
     def reset(self) -> None:
-        """A new episode: empty frame stack, this episode's epsilon and file metadata."""
+        """A new episode: empty frame stack and previous action, this episode's epsilon and file metadata."""
         self.stack.reset()
+        self.last_action = -1
         self.epsilon = self.actor.epsilon_now()
         self.metadata = self.actor.episode_metadata(self.epsilon)
 
@@ -208,8 +211,9 @@ class BatchedActor:
         self._refresh()
         frames = preprocess_frames(np.stack([r.frame for r in batch]), self.preprocess)  # (B, C, h, w)
         states = np.stack([r.handle.stack.push(frame) for r, frame in zip(batch, frames, strict=True)])
+        prev = torch.tensor([r.handle.last_action for r in batch], device=self.device)
         with torch.inference_mode():
-            q = self.network(torch.from_numpy(states).to(self.device, non_blocking=True))
+            q = self.network(torch.from_numpy(states).to(self.device, non_blocking=True), prev)
             greedy = q.argmax(dim=1).cpu().numpy()
         n_actions = int(q.shape[1])
         out = []
@@ -218,6 +222,7 @@ class BatchedActor:
             action = int(greedy[i])
             if h.epsilon > 0 and h.rng.random() < h.epsilon:
                 action = int(h.rng.integers(n_actions))
+            h.last_action = action
             out.append((action, self.version))
         self.batches += 1
         self.requests += len(batch)

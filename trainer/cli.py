@@ -18,7 +18,7 @@ from dataset.errors import ConfigError, DatasetError
 from recorder.console import run_cli
 from recorder.progress import setup_logging
 from trainer import flags
-from trainer.config import EvalConfig, OnlineConfig, TrainConfig
+from trainer.config import Algo, EvalConfig, OnlineConfig, TrainConfig
 from trainer.plot import plot
 
 __all__ = ["cli", "main"]
@@ -37,6 +37,7 @@ def cli(log_level: str) -> None:
     Play:       sonic-train eval runs/air --episodes 5
     On BizHawk: sonic-train eval runs/air --emulator none   (then Connect the tool in policy mode)
     Fine-tune:  sonic-train online --resume runs/air --emulator retro
+    Scratch:    sonic-train online --run runs/new --emulator retro --game Airstriker-Genesis-v0
     """
     setup_logging(log_level)
 
@@ -128,18 +129,42 @@ def eval_(run_dir: Path, **opts: Any) -> None:
         click.echo(f"episodes saved in {config.record_dir}")
 
 
-@cli.command("online")
-@click.option("--resume", "run_dir", type=click.Path(path_type=Path), required=True,
-              help="Run folder trained by sonic-train offline; its latest checkpoint and config are loaded.")
-@flags.options(OnlineConfig)
-def online(run_dir: Path, **opts: Any) -> None:
-    """Fine-tune a run by playing: record new episodes with the current network and keep training.
+#: TrainConfig fields that online sets from its own flags of the same name (or that a new online run has none of).
+_ONLINE_OWN = ("files", "updates", "seed", "device", "cql_alpha", "checkpoint_every", "keep_checkpoints", "cache_dir")
 
-    Ctrl-C (or SIGTERM) saves the open episodes (as truncated) and a checkpoint; the same command carries on.
+
+@cli.command("online")
+@click.option("--resume", "run_dir", type=click.Path(path_type=Path),
+              help="Run folder to continue: trained by sonic-train offline, or started by online --run.")
+@click.option("--run", "new_run", type=click.Path(path_type=Path),
+              help="New run folder: learn --game from scratch, no offline data (the learner flags below apply).")
+@flags.options(OnlineConfig)
+@flags.options(TrainConfig, exclude=_ONLINE_OWN)
+@click.pass_context
+def online(ctx: click.Context, run_dir: Path | None, new_run: Path | None, **opts: Any) -> None:
+    """Fine-tune a run by playing (--resume RUN), or learn a game from scratch (--run NEW --game GAME).
+
+    Record new episodes with the current network and keep training on them.
+    Ctrl-C (or SIGTERM) saves the open episodes (as truncated) and a checkpoint; the same command carries on
+    (with --resume RUN).
     """
     from trainer.online import run_online
 
-    result = run_online(flags.build(OnlineConfig, opts, run_dir=str(run_dir)))
+    if (run_dir is None) == (new_run is None):
+        raise click.UsageError("pass --resume RUN (continue a run) or --run NEW (learn from scratch), not both")
+    config = flags.build(OnlineConfig, opts, run_dir=str(run_dir or new_run))
+    train = None
+    typed = {k: v for k, v in flags.given(ctx, TrainConfig).items() if k.split(".")[0] not in _ONLINE_OWN}
+    if new_run is not None:
+        # From scratch the CQL term has nothing to be conservative about: Double DQN unless --algo says so.
+        algo = {} if "algo" in typed else {"algo": Algo.DOUBLE}
+        train = flags.build(TrainConfig, opts, seed=config.seed, device=config.device,
+                            checkpoint_every=config.checkpoint_every, keep_checkpoints=config.keep_checkpoints,
+                            **algo)  # fmt: skip
+    elif typed:
+        raise ConfigError(f"{', '.join(sorted(set(typed.values())))}: a resumed run keeps its config.json; "
+                          "these apply to a new run (--run)")  # fmt: skip
+    result = run_online(config, train)
     ret = f"{statistics.fmean(result.returns):.2f}" if result.returns else "-"
     click.echo(
         f"online: {result.env_steps} steps ({result.env_steps_per_s:.1f}/s), {result.updates} updates "

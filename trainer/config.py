@@ -15,7 +15,7 @@ import dataclasses
 import enum
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import click
 
@@ -24,14 +24,19 @@ from dataset.errors import ConfigError
 from recorder.profile_library import PROFILES_HELP
 from trainer.flags import flag, nested, require
 
+if TYPE_CHECKING:
+    import torch
+
 __all__ = [
     "Algo",
     "DeviceChoice",
+    "Encoder",
     "EpsilonSchedule",
     "EvalConfig",
     "OnlineConfig",
     "PreprocessConfig",
     "TrainConfig",
+    "ValueLoss",
 ]
 
 
@@ -44,6 +49,24 @@ class Algo(enum.StrEnum):
     DOUBLE = "double"
     #: Double DQN target plus the discrete CQL(H) regulariser (Kumar et al. 2020, eq. 4).
     CQL = "cql"
+
+
+class Encoder(enum.StrEnum):
+    """The Q-network's convolutional encoder (``trainer.network``)."""
+
+    #: Mnih et al. 2015: 3 convolutions, 512 hidden units.
+    NATURE = "nature"
+    #: Espeholt et al. 2018: 3 residual stages, 256 hidden units (BBF's and QDagger's choice).
+    IMPALA = "impala"
+
+
+class ValueLoss(enum.StrEnum):
+    """How the TD target is fitted (``trainer.loss``)."""
+
+    #: A scalar Q per action, Huber loss on the TD error (Mnih et al. 2015).
+    HUBER = "huber"
+    #: A histogram per action, cross-entropy to the target smoothed by a Gaussian (Farebrother et al. 2024).
+    HL_GAUSS = "hl-gauss"
 
 
 class DeviceChoice(enum.StrEnum):
@@ -133,8 +156,23 @@ class TrainConfig:
     device: DeviceChoice = flag(DeviceChoice.AUTO, help="auto: CUDA when there is one.")
     frame_stack: int = flag(4, help="Observations per state.")
     dueling: bool = flag(False, help="Dueling head (Wang et al. 2016).")
+    encoder: Encoder = flag(Encoder.NATURE, help="Convolutional encoder: nature (Mnih et al. 2015) or impala "
+                                                 "(Espeholt et al. 2018).")  # fmt: skip
+    impala_width: int = flag(1, help="Channel multiplier of the impala encoder (16, 32, 32 channels times this).")
+    layer_norm: bool = flag(False, help="LayerNorm on the encoder's features and the head's hidden layer.")
+    prev_action: bool = flag(False, help="Give the network the previous action (R2D2), e.g. whether fire is held.")
+    random_shift: int = flag(0, help="Random-shift augmentation: pad by this many pixels and crop back "
+                                     "(DrQ uses 4; 0: off).")  # fmt: skip
+    value_loss: ValueLoss = flag(ValueLoss.HUBER, help="huber: scalar Q; hl-gauss: a histogram per action fitted "
+                                                       "by cross-entropy (Farebrother et al. 2024).")  # fmt: skip
+    #: Farebrother et al. 2024 use 51 bins over [-10, 10] for Atari with clipped rewards.
+    value_bins: int = flag(51, help="Bins of the hl-gauss histogram.")
+    value_min: float = flag(-10.0, help="Lowest value of the hl-gauss histogram.")
+    value_max: float = flag(10.0, help="Highest value of the hl-gauss histogram.")
     #: d3rlpy's DiscreteCQL default alpha is 1.0.
     cql_alpha: float = flag(1.0, help="Weight of the CQL term.")
+    cal_ql: bool = flag(False, help="Cal-QL (Nakamoto et al. 2023): the CQL term pushes Q down no lower than "
+                                    "the data's Monte Carlo return-to-go.")  # fmt: skip
     #: Global gradient-norm clip (CleanRL/Dopamine use 10).
     grad_clip: float = 10.0
     #: Huber threshold (Mnih et al. 2015 clip the TD error at 1).
@@ -163,6 +201,8 @@ class TrainConfig:
         try:
             object.__setattr__(self, "algo", Algo(self.algo))
             object.__setattr__(self, "device", DeviceChoice(self.device))
+            object.__setattr__(self, "encoder", Encoder(self.encoder))
+            object.__setattr__(self, "value_loss", ValueLoss(self.value_loss))
         except ValueError as exc:
             raise ConfigError(f"{exc}; see sonic-train offline --help") from None
         object.__setattr__(self, "files", tuple(self.files))
@@ -176,6 +216,10 @@ class TrainConfig:
             ("target_update", self.target_update >= 1, "must be at least 1"),
             ("frame_stack", self.frame_stack >= 1, "must be at least 1"),
             ("cql_alpha", self.cql_alpha >= 0, "must be non-negative"),
+            ("impala_width", self.impala_width >= 1, "must be at least 1"),
+            ("random_shift", self.random_shift >= 0, "must be non-negative (0: off)"),
+            ("value_bins", self.value_bins >= 2, "must be at least 2"),
+            ("value_max", self.value_max > self.value_min, "must be above --value-min"),
             ("log_every", self.log_every >= 1, "must be at least 1"),
             ("checkpoint_every", self.checkpoint_every >= 1, "must be at least 1"),
             ("keep_checkpoints", self.keep_checkpoints >= 0, "must be non-negative (0 keeps all)"),
@@ -188,8 +232,19 @@ class TrainConfig:
         d["files"] = list(self.files)
         d["algo"] = self.algo.value
         d["device"] = self.device.value
+        d["encoder"] = self.encoder.value
+        d["value_loss"] = self.value_loss.value
         d["preprocess"] = self.preprocess.to_dict()
         return d
+
+    def value_support(self) -> torch.Tensor | None:
+        """The centres of the hl-gauss histogram's bins (None for a scalar head)."""
+        if self.value_loss is not ValueLoss.HL_GAUSS:
+            return None
+        import torch  # not at the top: the commands' --help must not wait for torch
+
+        edges = torch.linspace(self.value_min, self.value_max, self.value_bins + 1)
+        return (edges[:-1] + edges[1:]) / 2
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -259,8 +314,10 @@ class EpsilonSchedule:
 class OnlineConfig:
     """Every option of one ``sonic-train online`` session (logged to RUN/online.json's history)."""
 
-    #: The run folder trained by ``sonic-train offline`` (``--resume RUN``).
+    #: The run folder: trained by ``sonic-train offline`` (``--resume RUN``), or a new one (``--run RUN``).
     run_dir: str
+    game: str = flag("", help="Game profile of a new run (--run), e.g. Airstriker-Genesis-v0; a resumed run plays "
+                              "its own.")  # fmt: skip
     emulator: str = flag("none", click_type=click.Choice(["none", "retro", "ale"]),
                          help="none: wait for an external emulator client (the BizHawk tool) in policy mode; "
                               "retro / ale: start embedded stable-retro (Genesis) / ale-py (Atari 2600) "
@@ -269,11 +326,16 @@ class OnlineConfig:
     out: str = flag("", help="Folder for the new episodes (default: RUN/online, or the one used before).")
     steps: int = flag(100_000, help="Stop when the run's online episodes hold this many environment steps in total.")
     updates: int = flag(0, help="Stop after this many online updates in total (0: no limit besides --steps).")
-    epsilon: EpsilonSchedule = flag(
-        default_factory=EpsilonSchedule, click_type=(float, float, int), metavar="START END DECAY_STEPS",
-        parse=lambda t: EpsilonSchedule(*t), show=lambda e: (e.start, e.end, e.decay_steps),
-        help="Linear epsilon schedule over online environment steps.",
-    )
+    #: None: 0.1 -> 0.01 over 10k steps when fine-tuning (the trained policy acts from the start);
+    #: 1 -> 0.01 over the first 10% of --steps from scratch (CleanRL's dqn_atari exploration fraction).
+    epsilon: EpsilonSchedule | None = flag(
+        None, click_type=(float, float, int), metavar="START END DECAY_STEPS",
+        parse=lambda t: EpsilonSchedule(*t),
+        help="Linear epsilon schedule over online environment steps (default: 0.1 0.01 10000 when fine-tuning, "
+             "1 0.01 STEPS/10 from scratch).",
+    )  # fmt: skip
+    learning_starts: int = flag(1000, help="A run without offline data waits for this many online steps before its "
+                                           "first update.")  # fmt: skip
     online_fraction: float = flag(0.5, help="Share of every batch drawn from the online episodes (symmetric "
                                             "sampling).")  # fmt: skip
     #: 0 keeps the Double DQN target and drops the conservative term: on the policy's own data CQL(H)
@@ -327,12 +389,21 @@ class OnlineConfig:
             ("learner_nice", 0 <= self.learner_nice <= 19, "must lie in [0, 19]"),
             ("max_steps", self.max_steps is None or self.max_steps >= 1, "must be at least 1"),
             ("batch_window_ms", self.batch_window_ms >= 0, "must be non-negative"),
+            ("learning_starts", self.learning_starts >= 0, "must be non-negative"),
         )
+
+    def schedule(self, *, from_scratch: bool) -> EpsilonSchedule:
+        """``--epsilon``, or the default for a fine-tuned run or one learning from scratch."""
+        if self.epsilon is not None:
+            return self.epsilon
+        if from_scratch:
+            return EpsilonSchedule(1.0, 0.01, max(1, self.steps // 10))
+        return EpsilonSchedule()
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["device"] = self.device.value
-        d["epsilon"] = dataclasses.asdict(self.epsilon)
+        d["epsilon"] = None if self.epsilon is None else dataclasses.asdict(self.epsilon)
         return d
 
 

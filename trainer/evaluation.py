@@ -18,7 +18,7 @@ import torch
 
 from dataset.errors import ConfigError, ErrorCode, ProtocolError
 from recorder.policy import Policy, PolicyInput
-from recorder.profile import GameProfile
+from recorder.profile import GameProfile, load_profile
 from recorder.profile_library import ProfileLibrary
 from trainer.checkpoint import latest_checkpoint, load_checkpoint
 from trainer.config import EvalConfig, PreprocessConfig, TrainConfig
@@ -29,7 +29,7 @@ from trainer.network import QNetwork
 from trainer.preprocessing import preprocess_frames
 from trainer.run_profile import load_run_profile
 
-__all__ = ["EvalReport", "QPolicy", "evaluate", "load_policy"]
+__all__ = ["EvalReport", "QPolicy", "evaluate", "load_policy", "play"]
 
 
 class QPolicy:
@@ -58,9 +58,12 @@ class QPolicy:
         self._rng = np.random.default_rng(seed)
         self._stack = FrameStack(frame_stack)
         self.last_q: np.ndarray | None = None
+        #: The action this policy played last in the episode (-1: none yet), for --prev-action networks.
+        self.last_action = -1
 
     def reset(self) -> None:
         self._stack.reset()
+        self.last_action = -1
 
     def observe(self, frame: np.ndarray) -> np.ndarray:
         """Push one RGB screen; return the (stack*C, h, w) uint8 state."""
@@ -68,19 +71,22 @@ class QPolicy:
 
     def act(self, obs: PolicyInput) -> int:
         state = self.observe(obs.frame)
+        prev = torch.tensor([self.last_action], device=self.device)
         with torch.inference_mode():
-            q = self.network(torch.from_numpy(state[None]).to(self.device))[0].float().cpu().numpy()
+            q = self.network(torch.from_numpy(state[None]).to(self.device), prev)[0].float().cpu().numpy()
         self.last_q = q
+        action = int(q.argmax())
         if self.epsilon > 0 and self._rng.random() < self.epsilon:
-            return int(self._rng.integers(q.shape[0]))
-        return int(q.argmax())
+            action = int(self._rng.integers(q.shape[0]))
+        self.last_action = action
+        return action
 
 
 @dataclasses.dataclass(frozen=True)
 class EvalReport:
     returns: tuple[float, ...]
     lengths: tuple[int, ...]
-    checkpoint: Path
+    checkpoint: Path | None
     paths: tuple[Path, ...] = ()
 
     @property
@@ -197,3 +203,32 @@ def evaluate(config: EvalConfig) -> EvalReport:
         checkpoint=checkpoint,
         paths=tuple(e.path for e in done if e.path is not None),
     )
+
+
+def play(policy: Policy, *, game: str, frame_skip: int, config: EvalConfig) -> EvalReport:
+    """Play ``config.episodes`` episodes of ``game`` with any policy on its profile's embedded emulator.
+
+    ``policy.reset()`` is called at every episode start. benchmarks/learn.py plays d3rlpy's
+    policy through this, with the episodes, epsilon, step limit and seed of ``evaluate``.
+    """
+    from recorder.recording import RecordConfig, record
+
+    profile = load_profile(game)
+    if not profile.embedded_emulators:
+        raise ConfigError(f"{game} runs in no embedded emulator (its profile has no [retro] or [ale] game)")
+    record_config = RecordConfig(
+        out=config.record_dir, game=game, emulator=profile.embedded_emulators[0], policy=policy.policy_id,
+        mode="policy", policy_only=True, episodes=config.episodes, max_steps=config.max_steps,
+        frame_skip=frame_skip, clients=1, seed=config.seed, port=0, progress=config.progress, label="eval",
+    )  # fmt: skip
+
+    def factory(_profile: GameProfile, _seed: int) -> Policy:
+        policy.reset()
+        return policy
+
+    result = record(record_config, policy_factory=factory)
+    done = sorted(result.episodes, key=lambda e: e.episode)[: config.episodes]
+    if not done:
+        raise ConfigError("the emulator finished no episode; see the messages above")
+    return EvalReport(returns=tuple(float(e.episode_return) for e in done), lengths=tuple(int(e.steps) for e in done),
+                      checkpoint=None, paths=tuple(e.path for e in done if e.path is not None))  # fmt: skip

@@ -104,7 +104,7 @@ class _Option:
         kw: dict[str, Any] = {"help": f.help, "metavar": f.metavar}
         if self.switch:
             return click.option(self.name, self.param, is_flag=True, default=False, help=f.help)
-        if f.show is not None:
+        if f.show is not None and default is not None:
             default = f.show(*self.defaults)
         elif isinstance(default, enum.Enum):
             default = default.value

@@ -3,7 +3,8 @@
 It trains while the recorder plays on the main thread's event loop. Before each
 update it takes in the episode files the recorder finished (``files``) and holds
 the update back while it is ahead of ``--updates-per-step`` times the online env
-steps; after each one it hands the actor a copy of its weights every
+steps (and, in a run without offline data, until the online store holds
+``--learning-starts`` transitions); after each one it hands the actor a copy of its weights every
 ``--sync-every`` updates. It runs at a lower CPU priority (``--learner-nice``,
 Linux) so that the lockstep chain of the actors wins the cores when it wakes. The
 loop checkpoints every ``--checkpoint-every`` and
@@ -67,6 +68,7 @@ class LearnerThread(threading.Thread):
         env_steps: Callable[[], int],
         save: Callable[[], Path],
         log_metrics: Callable[[int, dict[str, float]], None],
+        min_online: int = 0,
     ) -> None:
         super().__init__(name="learner", daemon=True)
         self.learner = learner
@@ -80,6 +82,8 @@ class LearnerThread(threading.Thread):
         self.env_steps = env_steps
         self.save = save
         self.log_metrics = log_metrics
+        #: Online transitions the store must hold before the first update (a run without offline data).
+        self.min_online = min_online
         self.files: queue.Queue[Path] = queue.Queue()
         self.stop_event = threading.Event()
         self.budget_reached = threading.Event()
@@ -105,8 +109,11 @@ class LearnerThread(threading.Thread):
 
     def _pace(self) -> Pace:
         self.ingest()
+        if len(self.online) < self.min_online:
+            return Pace.WAIT  # learning from scratch: not enough online data yet
         cap = self.config.updates_per_step
-        if cap > 0 and self.online_updates() >= math.floor(cap * self.env_steps()):
+        # From scratch the ratio counts from --learning-starts, so the first update is not a burst.
+        if cap > 0 and self.online_updates() >= math.floor(cap * (self.env_steps() - self.min_online)):
             return Pace.WAIT  # the actors are behind the update cap
         return Pace.GO
 

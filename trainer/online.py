@@ -46,7 +46,7 @@ from recorder.recording import RecordConfig, start_client, start_server
 from recorder.server import Recorder, ServerConfig
 from recorder.server_config import DEFAULT_MAX_CONNECTIONS
 from recorder.supervisor import ClientSupervisor
-from trainer.config import OnlineConfig
+from trainer.config import OnlineConfig, TrainConfig
 from trainer.metrics import MetricsLog
 from trainer.online_session import OnlineSession
 
@@ -161,11 +161,15 @@ def _status(session: OnlineSession, recorder: Recorder, elapsed: float) -> str:
     )
 
 
-def run_online(config: OnlineConfig) -> OnlineResult:
-    """One online session; returns what it did. Raises UsageError subclasses for a user's mistakes."""
+def run_online(config: OnlineConfig, new_run: TrainConfig | None = None) -> OnlineResult:
+    """One online session; returns what it did. Raises UsageError subclasses for a user's mistakes.
+
+    ``new_run``: start a new run in ``config.run_dir`` with this config, learning from scratch.
+    """
     if logging.getLogger().handlers == []:
         setup_logging(logging.WARNING)
-    session = OnlineSession(config)
+    session = OnlineSession(config, new_run)
+    config = session.config  # the epsilon schedule resolved
     run_dir = session.run_dir
     if session.env_steps() >= config.steps:
         echo(f"nothing to do: the run already has {session.env_steps()} online steps (--steps {config.steps}); "
@@ -179,12 +183,13 @@ def run_online(config: OnlineConfig) -> OnlineResult:
     session.out.mkdir(parents=True, exist_ok=True)
     session.history.append({
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "resumed_from": str(session.resumed_from),
+        "resumed_from": str(session.resumed_from or ""),
         "config": config.to_dict(),
     })
     session.meta.save(run_dir, session.history)
-    echo(f"resuming {run_dir} from {session.resumed_from.name} (update {session.learner.updates}); "
-         f"{session.base_steps} online steps so far; new episodes go to {session.out}")  # fmt: skip
+    start = (f"resuming {run_dir} from {session.resumed_from.name} (update {session.learner.updates})"
+             if session.resumed_from is not None else f"learning {session.game} from scratch in {run_dir}")  # fmt: skip
+    echo(f"{start}; {session.base_steps} online steps so far; new episodes go to {session.out}")
     with MetricsLog(run_dir, resume_from=session.learner.updates, tensorboard=config.tensorboard) as metrics:
         session.metrics = metrics
         interrupted, seconds = asyncio.run(_serve(session))

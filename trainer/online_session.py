@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from dataset.atomic import atomic_write_text
+from dataset.atomic import atomic_write_text, check_writable_folder
 from dataset.errors import ConfigError, DatasetError, ErrorCode, ProtocolError
 from recorder.profile import GameProfile
 from recorder.profile_library import ProfileLibrary
@@ -38,6 +38,7 @@ from trainer.checkpoint import (
     training_state,
 )
 from trainer.config import OnlineConfig, TrainConfig
+from trainer.frame_cache import DatasetInfo
 from trainer.game_spec import GameSpec
 from trainer.learner import DeviceFeeder, Learner, resolve_device, seed_everything
 from trainer.learner_thread import LearnerThread
@@ -45,7 +46,8 @@ from trainer.metrics import MetricsLog
 from trainer.network import QNetwork
 from trainer.offline import open_store
 from trainer.online_store import MixedSampler, OnlineStore
-from trainer.run_profile import load_run_profile
+from trainer.replay import ReplayStore
+from trainer.run_profile import load_run_profile, save_run_profile
 
 __all__ = [
     "ONLINE_META",
@@ -129,40 +131,68 @@ def run_files(folder: Path, run_id: str) -> list[Path]:
 class OnlineSession:
     """One ``sonic-train online`` invocation: everything the loop, the learner and the actor share."""
 
-    def __init__(self, config: OnlineConfig) -> None:
-        self.config = config
+    def __init__(self, config: OnlineConfig, new_run: TrainConfig | None = None) -> None:
+        """``new_run``: start the run in ``config.run_dir`` with this config and no offline data (``--run``)."""
         run_dir = Path(config.run_dir)
         self.run_dir = run_dir
-        if not (run_dir / "config.json").exists():
-            raise ConfigError(
-                f"{run_dir} is not a run folder (no config.json); train one with sonic-train offline --run {run_dir}"
-            )
-        self.train_config = TrainConfig.load(run_dir / "config.json")
-        ckpt = latest_checkpoint(run_dir)
-        if ckpt is None:
-            raise ConfigError(f"{run_dir} has no checkpoints; train it with sonic-train offline first")
+        state: dict[str, Any] | None = None
+        ckpt: Path | None = None
+        if new_run is not None:
+            library = ProfileLibrary.default(config.profiles or None)
+            self.train_config, info = self._new_run(run_dir, new_run, config.game, library)
+        else:
+            if not (run_dir / "config.json").exists():
+                raise ConfigError(
+                    f"{run_dir} is not a run folder (no config.json); train one with sonic-train offline --run "
+                    f"{run_dir}, or start one online with sonic-train online --run {run_dir} --game GAME"
+                )
+            self.train_config = TrainConfig.load(run_dir / "config.json")
+            ckpt = latest_checkpoint(run_dir)
+            if ckpt is None and self.train_config.files:
+                raise ConfigError(f"{run_dir} has no checkpoints; train it with sonic-train offline first")
+            if ckpt is not None:
+                state = load_checkpoint(ckpt, map_location=resolve_device(config.device))
+            # A run with offline files describes them from its store (below); one without, from the
+            # dataset.json it was started with (also when it stopped before its first checkpoint).
+            info = None if self.train_config.files else _read_dataset_json(run_dir)
+        self.from_scratch = not self.train_config.files
+        config = dataclasses.replace(config, epsilon=config.schedule(from_scratch=self.from_scratch))
+        self.config = config
         self.device = resolve_device(config.device)
-        state = load_checkpoint(ckpt, map_location=self.device)
         self.resumed_from = ckpt
-        self.spec = GameSpec.of_checkpoint(state["dataset"])
+        dataset = state["dataset"] if state is not None else {
+            "game": info.game, "action_names": list(info.action_names), "frame_skip": info.frame_skip,  # type: ignore[union-attr]
+        }  # fmt: skip
+        if config.game and config.game != dataset["game"] and new_run is None:
+            raise ConfigError(f"--game {config.game}: {run_dir} plays {dataset['game']}; leave --game out")
+        self.spec = GameSpec.of_checkpoint(dataset)
         self.game, self.action_names = self.spec.game, self.spec.action_names
-        self.frame_skip = int(state["dataset"]["frame_skip"])
+        self.frame_skip = int(dataset["frame_skip"])
         # The run's own profile judges the new episodes as its training data was judged; the
         # library (it comes first there) finds the game of a client that names another.
         self.profile, self.profiles = load_run_profile(
-            run_dir, state["dataset"], ProfileLibrary.default(config.profiles or None)
+            run_dir, dataset, ProfileLibrary.default(config.profiles or None)
         )
-        self.meta, self.history = load_online_meta(run_dir, int(state["updates"]), config.out)
+        self.meta, self.history = load_online_meta(run_dir, int(state["updates"]) if state else 0, config.out)
         self.out = self.meta.folder(run_dir)
+        # As `sonic-rec record` does: a read-only or full folder is one line now, before the offline
+        # store loads, not an episode lost and a stopped run at the first save (issue 11 item 2).
+        check_writable_folder(run_dir, "--resume" if new_run is None else "--run")  # checkpoints, online.json
+        check_writable_folder(self.out, "--out")
 
         if self.device.type == "cpu":
             # Learner thread + actor thread + one emulator process per client share the cores;
             # torch's own pool on top of them only adds contention.
             torch.set_num_threads(max(1, ((os.cpu_count() or 2) - config.clients) // 2))
         tc = self.train_config
-        self.offline = open_store(tc, fingerprint=str(state["dataset_fingerprint"]), progress=True)
-        assert self.offline.info is not None
-        self.info = self.offline.info
+        self.offline: ReplayStore | None = None
+        if not self.from_scratch:
+            assert state is not None
+            self.offline = open_store(tc, fingerprint=str(state["dataset_fingerprint"]), progress=True)
+            assert self.offline.info is not None
+            info = self.offline.info
+        assert info is not None
+        self.info = info
         self.online = OnlineStore(
             tc.preprocess, game=self.game, action_names=self.action_names, gamma=tc.gamma, n_step=tc.n_step,
             frame_stack=tc.frame_stack, clip_rewards=tc.clip_rewards,
@@ -181,19 +211,20 @@ class OnlineSession:
         # The run's config stays the one saved (checkpoints, eval, offline --resume); only the
         # learner trains with the online phase's CQL weight.
         learn_config = dataclasses.replace(tc, cql_alpha=config.cql_alpha)
-        self.learner = Learner(learn_config, self.offline.state_shape, len(self.action_names), self.device)
-        restore_training_state(self.learner, self.rng, state)
+        self.learner = Learner(learn_config, self.online.state_shape, len(self.action_names), self.device)
+        if state is not None:
+            restore_training_state(self.learner, self.rng, state)
         self.sampler = MixedSampler(self.offline, self.online, config.online_fraction)
         self.feeder = DeviceFeeder(self.sampler, self.rng, tc.batch_size, self.device)
 
         net = QNetwork.of_config(tc, len(self.action_names))
-        net.load_state_dict(state["model"])
+        net.load_state_dict(self.learner.online.state_dict())
         self.last_checkpoint = ckpt
         self.policy_id = f"{tc.algo.value}-online@{run_dir}"
         self.actor = BatchedActor(
             net, tc.preprocess, tc.frame_stack, device=self.device, version=self.learner.updates,
-            schedule=config.epsilon, env_steps=self.env_steps, metadata=self._file_metadata,
-            policy_id=self.policy_id, window_s=config.batch_window_ms / 1000.0,
+            schedule=config.schedule(from_scratch=self.from_scratch), env_steps=self.env_steps,
+            metadata=self._file_metadata, policy_id=self.policy_id, window_s=config.batch_window_ms / 1000.0,
         )  # fmt: skip
         self.recorder: Recorder | None = None
         self.returns: collections.deque[float] = collections.deque(maxlen=10)
@@ -204,7 +235,31 @@ class OnlineSession:
             learner=self.learner, feeder=self.feeder, online=self.online, actor=self.actor, config=config,
             start_update=self.meta.start_update, env_steps=self.env_steps, save=self.save_checkpoint,
             log_metrics=self.log_metrics,
+            min_online=max(config.learning_starts, tc.batch_size) if self.from_scratch else 0,
         )  # fmt: skip
+
+    @staticmethod
+    def _new_run(
+        run_dir: Path, config: TrainConfig, game: str, library: ProfileLibrary
+    ) -> tuple[TrainConfig, DatasetInfo]:
+        """Write a new run folder's config.json and dataset.json (a game, no files) for learning from scratch."""
+        if (run_dir / "config.json").exists() or latest_checkpoint(run_dir) is not None:
+            raise ConfigError(f"{run_dir} already holds a run; continue it with sonic-train online --resume {run_dir}")
+        if not game:
+            raise ConfigError("a new run (--run) needs --game, e.g. --game Airstriker-Genesis-v0")
+        if config.files:
+            raise ConfigError("a new online run starts without offline data; train offline first to use files")
+        profile = library.get(game)  # an unknown game: ProfileError, one line
+        info = DatasetInfo(
+            fingerprint="", game=profile.id, action_names=tuple(profile.action_names),
+            button_names=tuple(profile.buttons), frame_skip=profile.frame_skip, profile_toml=profile.text,
+            n_episodes=0, n_transitions=0, mapped_steps=0, human_steps=0,
+        )  # fmt: skip
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config.save(run_dir / "config.json")
+        save_run_profile(run_dir, profile.text)
+        atomic_write_text(run_dir / "dataset.json", json.dumps({**info.to_dict(), "files": []}, indent=2) + "\n")
+        return config, info
 
     # -- shared counters ---------------------------------------------------------------
     def env_steps(self) -> int:
@@ -216,7 +271,7 @@ class OnlineSession:
         return {
             RUN_ID_KEY: self.meta.run_id,
             "run": str(self.run_dir),
-            "checkpoint": str(self.last_checkpoint),
+            "checkpoint": str(self.last_checkpoint or ""),
             "algo": self.train_config.algo.value,
         }
 
@@ -271,3 +326,13 @@ class OnlineSession:
             error=lambda message: ProtocolError(message, ErrorCode.BAD_CONFIG), fix=f"load {self.game} in the emulator",
         )  # fmt: skip
         return self.actor.handle(seed)
+
+
+def _read_dataset_json(run_dir: Path) -> DatasetInfo:
+    """The dataset description a new online run wrote (``OnlineSession._new_run``)."""
+    path = run_dir / "dataset.json"
+    try:
+        d = json.loads(path.read_text())
+        return DatasetInfo.from_dict({k: v for k, v in d.items() if k not in ("files", "mapped_share")})
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: cannot read the run's dataset description ({exc})") from exc

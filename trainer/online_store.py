@@ -148,17 +148,18 @@ class MixedSampler:
     Until the online store holds a transition, batches are wholly offline.
     """
 
-    def __init__(self, offline: ReplayStore, online: OnlineStore, fraction: float) -> None:
+    def __init__(self, offline: ReplayStore | None, online: OnlineStore, fraction: float) -> None:
         if not 0.0 <= fraction <= 1.0:
             raise DatasetError(f"--online-fraction {fraction} must lie in [0, 1]")
-        if offline.state_shape != online.state_shape:
+        if offline is not None and offline.state_shape != online.state_shape:
             raise DatasetError(
                 f"online states {online.state_shape} differ from offline states {offline.state_shape}"
             )
         self.offline = offline
         self.online = online
-        self.fraction = fraction
-        self.state_shape = offline.state_shape
+        # A run without offline data (online from scratch) samples the online store only.
+        self.fraction = fraction if offline is not None else 1.0
+        self.state_shape = online.state_shape
 
     def split(self, batch_size: int) -> tuple[int, int]:
         """(offline, online) counts of a batch of ``batch_size``."""
@@ -169,15 +170,11 @@ class MixedSampler:
         n_off, n_on = self.split(batch_size)
         snap = self.online.snapshot()
         if n_on == 0 or snap is None:
+            if self.offline is None:
+                raise DatasetError("the online store is empty; no online episode has finished yet")
             return self.offline.sample(batch_size, rng, out=out)
         if out is None:
             out = np.empty((batch_size, 2, *self.state_shape), dtype=np.uint8)
-        off = self.offline.sample(n_off, rng, out=out[:n_off]) if n_off else None
+        off = self.offline.sample(n_off, rng, out=out[:n_off]) if n_off and self.offline is not None else None
         on = snap.sample(n_on, rng, out=out[n_off:])
-        parts = [b for b in (off, on) if b is not None]
-        return Batch(
-            states=out,
-            actions=np.concatenate([b.actions for b in parts]),
-            returns=np.concatenate([b.returns for b in parts]),
-            discounts=np.concatenate([b.discounts for b in parts]),
-        )
+        return Batch.concat(out, [b for b in (off, on) if b is not None])

@@ -11,7 +11,7 @@ index into a contiguous uint8 array; no per-sample Python loop.
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -31,6 +31,16 @@ class Batch:
     actions: np.ndarray  # (B,) int64
     returns: np.ndarray  # (B,) float32, n-step
     discounts: np.ndarray  # (B,) float32, gamma**k or 0 at a terminal
+    prev_actions: np.ndarray  # (B, 2) int64, the actions before the state and the bootstrap state (-1: none)
+    mc_returns: np.ndarray  # (B,) float32, the data's return-to-go (Cal-QL)
+
+    #: The fields after ``states``, in the order the learner's ``update`` takes them.
+    FIELDS: ClassVar[tuple[str, ...]] = ("actions", "returns", "discounts", "prev_actions", "mc_returns")
+
+    @classmethod
+    def concat(cls, states: np.ndarray, parts: list[Batch]) -> Batch:
+        """One batch of ``parts`` whose states were gathered into ``states`` already."""
+        return cls(states, *(np.concatenate([getattr(b, f) for b in parts]) for f in cls.FIELDS))
 
     def __len__(self) -> int:
         return int(self.actions.shape[0])
@@ -104,6 +114,8 @@ class ReplayStore:
             actions=self.index.actions[t],
             returns=self.index.returns[t],
             discounts=self.index.discounts[t],
+            prev_actions=self.index.prev_actions[t],
+            mc_returns=self.index.mc_returns[t],
         )
 
     def sample(self, batch_size: int, rng: np.random.Generator, out: np.ndarray | None = None) -> Batch:

@@ -67,6 +67,12 @@ class TransitionIndex:
     #: gamma**k for a window of k steps; 0 when the window ended on ``terminated``.
     discounts: np.ndarray
     actions: np.ndarray
+    #: (T, 2) the action taken just before the state and just before the bootstrap state
+    #: (-1: none, at an episode's first observation), for ``--prev-action`` (R2D2).
+    prev_actions: np.ndarray
+    #: Discounted return-to-go of the data from step t to the episode's last step (Monte Carlo,
+    #: rewards as in ``returns``): Cal-QL's reference value (Nakamoto et al. 2023).
+    mc_returns: np.ndarray
 
     def __len__(self) -> int:
         return int(self.obs.shape[0])
@@ -133,16 +139,48 @@ class TransitionIndex:
             ended_terminal |= inside & terminated[jj]
             active = inside & ~stop_here[jj]
         discounts = np.where(ended_terminal, 0.0, float(gamma) ** k)
+        actions = actions.astype(np.int64)
+        prev = np.where(local > 0, actions[np.maximum(t - 1, 0)], -1)
+        # The bootstrap observation obs + k follows step t + k - 1 of the same episode.
+        prev_next = actions[t + k - 1]
         return cls(
             obs=obs,
             episode_first_obs=obs_start[episode_of],
             next_obs=obs + k,
             returns=returns.astype(np.float32),
             discounts=discounts.astype(np.float32),
-            actions=actions.astype(np.int64),
+            actions=actions,
+            prev_actions=np.stack([prev, prev_next], axis=1),
+            mc_returns=_returns_to_go(rewards, lengths, gamma),
         )
 
     def stack_indices(self, t: np.ndarray, frame_stack: int) -> np.ndarray:
         """(B, 2, frame_stack) observation indices of the state and the bootstrap state (``trainer.frame_stack``)."""
         ends = np.stack([self.obs[t], self.next_obs[t]], axis=1)  # (B, 2)
         return stack_indices(ends, self.episode_first_obs[t][:, None], frame_stack)
+
+
+def _returns_to_go(rewards: np.ndarray, lengths: np.ndarray, gamma: float) -> np.ndarray:
+    """G_t = r_t + gamma * G_{t+1} within each episode, 0 after its last step (float32).
+
+    The recursion runs backwards in blocks of the episode: inside a block of at most 256
+    steps, G_t = (sum_{j>=t} gamma^j r_j) / gamma^t with powers small enough that float64
+    neither overflows nor underflows; the block adds the next block's G times gamma^(steps).
+    """
+    out = np.empty(rewards.shape[0], dtype=np.float64)
+    block = 256
+    end = int(lengths.sum())
+    for n in lengths[::-1]:
+        start = end - int(n)
+        carry = 0.0
+        for hi in range(end, start, -block):
+            lo = max(start, hi - block)
+            r = rewards[lo:hi].astype(np.float64)
+            powers = gamma ** np.arange(hi - lo, dtype=np.float64)
+            tail = np.cumsum((r * powers)[::-1])[::-1]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                g = np.where(powers > 0, tail / powers, r)
+            out[lo:hi] = g + carry * gamma ** (hi - lo - np.arange(hi - lo, dtype=np.float64))
+            carry = out[lo]
+        end = start
+    return out.astype(np.float32)

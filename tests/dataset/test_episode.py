@@ -16,7 +16,7 @@ from dataset.episode import (
     EpisodeWriter,
     is_partial_name,
 )
-from dataset.errors import DatasetError
+from dataset.errors import DatasetError, StorageError
 from tests.dataset.conftest import (
     BUTTONS_PER_STEP,
     FRAME_SHAPE,
@@ -288,22 +288,31 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
         pytest.fail("a partial file was accepted")
 
 
-def test_compressor_thread_errors_surface_and_nothing_is_published(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("where", ["chunk", "close", "flush", "commit"])
+def test_a_disk_that_refuses_a_write_discards_the_episode_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
+    """Issue 11 item 2: a full disk is StorageError (one line), the file half-written is removed
+    (it could only fail verify), and nothing is published: not a traceback, not a leftover."""
+    import errno
+
     import dataset.episode as episode_module
 
-    def failing_write_rows(*args: object, **kwargs: object) -> None:
-        raise OSError(28, "No space left on device")
+    def no_space(*args: object, **kwargs: object) -> None:
+        if where == "flush":  # as h5py reports a failed flush: the errno only in HDF5's text
+            raise RuntimeError("Unable to synchronously flush file (file write failed: time = ..., errno = 28, "
+                               "error message = 'No space left on device', buf = 0x55)")  # fmt: skip
+        raise OSError(errno.ENOSPC, "Can't write data (file write failed: errno = 28)\nHDF5 stack ...")
 
-    monkeypatch.setattr(episode_module, "write_rows", failing_write_rows)
+    target = {"chunk": "write_compressed", "close": "write_rows", "flush": "write_rows", "commit": "commit"}[where]
+    monkeypatch.setattr(episode_module, target, no_space)
     writer = EpisodeWriter(
         tmp_path, make_meta(), frame_shape=FRAME_SHAPE, ram_size=RAM_SIZE,
         buttons_per_step=BUTTONS_PER_STEP, start_state=None, chunk_frames=2,
     )  # fmt: skip
     frame, ram = np.zeros(FRAME_SHAPE, np.uint8), np.zeros(RAM_SIZE, np.uint8)
     writer.begin(frame, ram, 0, 0.0)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(StorageError) as err:
         for i in range(50):
             writer.step(
                 frame=frame, ram=ram, frame_counter=4 * (i + 1), timestamp=float(i),
@@ -311,8 +320,36 @@ def test_compressor_thread_errors_surface_and_nothing_is_published(
                 actor=Actor.POLICY, policy_version=0, reward=0.0,
             )  # fmt: skip
         writer.close(EndReason.STEP_LIMIT)
-    writer.abandon()
-    assert not writer.path.exists()
+    assert str(err.value) == (
+        f"output folder full: {tmp_path} (No space left on device); free some space there or choose another folder"
+    )
+    assert isinstance(err.value, DatasetError)  # a UsageError: `record` prints it and exits 2
+    assert list(tmp_path.iterdir()) == []  # neither the episode nor its temporary file
+
+
+def test_a_runtime_error_not_of_the_disk_is_not_taken_for_a_full_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataset.episode as episode_module
+
+    def bug(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug, not the disk")
+
+    monkeypatch.setattr(episode_module, "write_rows", bug)
+    writer = _writer(tmp_path)
+    writer.begin(np.zeros(FRAME_SHAPE, np.uint8), np.zeros(RAM_SIZE, np.uint8), 0, 0.0)
+    with pytest.raises(RuntimeError, match="a bug"):
+        writer.close(EndReason.STEP_LIMIT)
+
+
+def test_storage_errors_tell_a_full_disk_from_one_that_refuses_writes(tmp_path: Path) -> None:
+    import errno
+
+    for code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        assert str(StorageError.of(OSError(code, "x"), tmp_path)).startswith(f"output folder full: {tmp_path} (")
+    read_only = StorageError.of(OSError(errno.EROFS, "x"), tmp_path)
+    assert str(read_only).startswith(f"cannot write to the output folder {tmp_path} (Read-only file system)")
+    assert "\n" not in str(StorageError.of(OSError("line 1\nline 2"), tmp_path))
 
 
 # -- issue 11: nothing fails late --------------------------------------------------------
@@ -423,7 +460,7 @@ def test_metadata_and_folders_that_cannot_be_used_are_refused_at_creation(tmp_pa
         _writer(tmp_path, button_names=tuple(f"b{i}" for i in range(33)))
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("x")
-    with pytest.raises(DatasetError, match="cannot create the episode folder"):
+    with pytest.raises(StorageError, match="cannot write to the output folder"):
         EpisodeWriter(
             not_a_folder / "sub", make_meta(), frame_shape=FRAME_SHAPE, ram_size=RAM_SIZE,
             buttons_per_step=BUTTONS_PER_STEP, start_state=None,

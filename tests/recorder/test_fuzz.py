@@ -567,6 +567,8 @@ def bad_hello(c: Conversation) -> tuple[str, bytes | str, bool | None]:
                               "token", "policy_id"))  # fmt: skip
             fields[key] = rng.choice(NASTY_TEXT)
             names.append(f"{key}=text")
+            if key == "system" and fields[key].strip():
+                valid = False  # another console than the profile's GEN: refused with 4006 (issue 9 item 6)
         elif choice == 1:
             fields["screen_width"], fields["screen_height"] = rng.choice(((0, 0), (1, 1), (1024, 1024), (1025, 4),
                                                                           (65535, 65535)))  # fmt: skip

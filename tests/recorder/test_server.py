@@ -454,3 +454,50 @@ def test_bad_values_in_a_session_get_their_code_and_no_file_is_left_half_written
         assert check(f) == []
         with EpisodeReader(f) as ep:
             assert ep.n_steps == 1 and len(ep.gaps()) == 0
+
+
+@pytest.mark.parametrize("when", ["disconnect", "shutdown"])
+def test_a_full_disk_at_an_episodes_last_save_stops_the_recorder_with_its_reason(
+    out: Path, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """Issue 11 item 2, the saves that follow no message: a client gone (nobody to tell) or the
+    recorder stopping (the client hears why in STOP). Either way the episode is discarded, nothing
+    is left behind and Recorder.run raises the StorageError for the command's one line."""
+    import asyncio
+    import errno
+
+    from websockets.asyncio.client import connect
+
+    from dataset.episode import EpisodeWriter
+    from dataset.errors import StorageError
+
+    def full_disk(writer: EpisodeWriter, reason: EndReason) -> Path:
+        raise writer._failed(OSError(errno.ENOSPC, "No space left on device"))
+
+    monkeypatch.setattr(EpisodeWriter, "close", full_disk)
+    got: list[p.Message] = []
+
+    async def main() -> None:
+        rec = Recorder(ServerConfig(out=out, port=0))
+        serving = asyncio.create_task(rec.run())
+        await rec.ready.wait()
+        async with connect(f"ws://127.0.0.1:{rec.port}", compression=None) as ws:
+            await ws.send(p.encode(hello()))
+            assert isinstance(p.decode(await ws.recv()), p.Welcome)
+            await ws.send(p.encode(p.EpisodeBegin(0, 0, 0, b"", observation(0))))
+            await ws.send(p.encode(p.Step(1, 4, 0, (0,) * 4, observation(1))))
+            if when == "shutdown":
+                await asyncio.sleep(0.2)  # the step is in
+                rec.shutdown()
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        got.append(p.decode(await ws.recv()))
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == ErrorCode.GOING_AWAY
+        with pytest.raises(StorageError, match="output folder full"):
+            await asyncio.wait_for(serving, 10)
+
+    asyncio.run(main())
+    if when == "shutdown":
+        assert [type(m) for m in got] == [p.Stop], got
+        assert got[0].message.startswith("the recorder is shutting down: output folder full: ")  # type: ignore[union-attr]
+    assert list(out.iterdir()) == []

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dataset.episode import Actor, EndReason
+from dataset.catalog import check
+from dataset.episode import Actor, EndReason, EpisodeReader, EpisodeWriter
 from dataset.errors import ErrorCode, ProtocolError
 from recorder import protocol as p
 from recorder.policy import PolicyInput
@@ -224,6 +225,17 @@ def test_interrupt_saves_the_open_episode_and_says_goodbye() -> None:
     assert s.disconnect() == []
 
 
+def test_interrupt_tells_the_client_why_when_it_is_news() -> None:
+    """A full output folder stops the recorder (issue 11 item 2): the STOP says so."""
+    s = human()
+    s.receive(step(1, 4))
+    close, stop = s.interrupt(EndReason.SERVER_STOP, "output folder full: /data (No space left on device)")
+    assert isinstance(close, CloseEpisode) and close.reason == EndReason.SERVER_STOP
+    assert stop == p.Stop(
+        p.StopReason.SHUTDOWN, "the recorder is shutting down: output folder full: /data (No space left on device)"
+    )
+
+
 # --- the handshake -----------------------------------------------------------------------------
 
 
@@ -398,6 +410,55 @@ def test_frames_dropped_records_a_gap_once_and_cannot_push_seq_past_2_32() -> No
     assert gap == RecordGap(2, 8, 20)  # the STEP's own jump from frame 4, as the recorder always logged
     assert s.receive(p.FramesDropped(6, LAST_SEQ - 7, 24, 24)) == [RecordGap(3, 24, 24)]
     assert s.next_seq == LAST_SEQ - 1
+
+
+def saved_episode(tmp_path: Path, messages: list[p.Message]) -> Path:
+    """Feed a human session ``messages``, carry out its writer effects with a real EpisodeWriter,
+    disconnect, and return the saved file (the server's ``_do``, without sockets)."""
+    s = session()
+    writer: EpisodeWriter | None = None
+    saved: list[Path] = []
+    for effects in [*(s.receive(m) for m in [hello(), *messages]), s.disconnect()]:
+        for e in effects:
+            if isinstance(e, OpenEpisode):
+                writer = EpisodeWriter(tmp_path, e.meta, frame_shape=e.frame.shape, ram_size=len(e.ram),  # type: ignore[arg-type]
+                                       buttons_per_step=4, start_state=e.start_state)  # fmt: skip
+                writer.begin(e.frame, e.ram, e.frame_counter, e.timestamp)
+            elif isinstance(e, RecordGap):
+                assert writer is not None
+                writer.add_gap(e.step, e.expected_frame, e.got_frame)
+            elif isinstance(e, WriteStep):
+                assert writer is not None
+                writer.step(frame=e.frame, ram=e.ram, frame_counter=e.frame_counter, timestamp=e.timestamp,
+                            buttons=e.buttons, action=e.action, actor=e.actor, policy_version=e.policy_version,
+                            reward=e.reward)  # fmt: skip
+            elif isinstance(e, CloseEpisode):
+                assert writer is not None
+                saved.append(writer.close(e.reason))
+    [path] = saved
+    return path
+
+
+@pytest.mark.parametrize(
+    ("report", "next_frame", "gaps"),
+    [
+        ((2, 3, 8, 16), 20, [[2, 8, 16], [2, 8, 20]]),  # as the BizHawk tool reports: the jump follows
+        ((2, 3, 8, 16), 8, [[2, 8, 16], [2, 8, 8]]),  # the report says 3 steps, the counter says none
+        ((2, 3, 8, 0), 28, [[2, 8, 0], [2, 8, 28]]),  # a range that disagrees with the next counter
+    ],
+    ids=["consistent", "no-jump", "disagreeing-range"],
+)
+def test_a_frames_dropped_report_always_leaves_a_file_that_verify_accepts(
+    tmp_path: Path, report: tuple[int, int, int, int], next_frame: int, gaps: list[list[int]]
+) -> None:
+    """Issue 11 (fuzz seed 3): the step after a drop notice records its own gap row, whatever the
+    report's range says, so the row always names the frame counter stored (docs/dataset-format.md)."""
+    path = saved_episode(tmp_path, [begin(), step(1, 4), p.FramesDropped(*report), step(5, next_frame),
+                                    step(6, next_frame + 4)])  # fmt: skip
+    assert check(path) == []
+    with EpisodeReader(path) as ep:
+        assert ep.gaps().tolist() == gaps
+        assert ep.frame_counters().tolist() == [0, 4, next_frame, next_frame + 4]
 
 
 def test_the_last_seq_numbers_and_frame_counters_are_refused_before_they_overflow() -> None:

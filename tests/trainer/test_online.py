@@ -358,3 +358,91 @@ def test_emulator_with_another_game_is_refused(run: Path) -> None:
             proc.kill()
     assert proc.returncode == 130
     assert not list((run / "online").glob("*.h5"))
+
+
+# --------------------------------------------------------------------------- from scratch
+
+
+def _scratch(folder: Path, *args: str, flag: str = "--run") -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-c", "from trainer.cli import main; main()", "online", flag, str(folder),
+           "--port", "0", "--device", "cpu", "--progress-every", "1", *args]  # fmt: skip
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=_env(), cwd=folder.parent)
+
+
+SCRATCH = ("--emulator", "retro", "--max-steps", "30", "--sync-every", "2", "--checkpoint-every", "5",
+           "--learning-starts", "40", "--batch-size", "8", "--frame-size", "36x36",
+           "--updates-per-step", "0.5")  # fmt: skip
+
+
+def test_online_from_scratch_starts_a_run_and_resumes_it(tmp_path: Path) -> None:
+    run = tmp_path / "scratch"
+    assert "needs --game" in _scratch(run, *SCRATCH, "--steps", "100").stderr
+    first = _scratch(run, *SCRATCH, "--game", GAME, "--steps", "100", "--prev-action", "--layer-norm")
+    assert first.returncode == 0, first.stderr
+    assert f"learning {GAME} from scratch" in first.stderr
+
+    # The same run folder files as an offline run: config.json (the learner flags), dataset.json, checkpoints.
+    cfg = TrainConfig.load(run / "config.json")
+    assert cfg.files == () and cfg.prev_action and cfg.layer_norm and cfg.algo.value == "double"
+    assert cfg.preprocess.height == 36
+    ckpt = latest_checkpoint(run)
+    assert ckpt is not None
+    state = load_checkpoint(ckpt)
+    u1 = int(state["updates"])
+    # Updates began after --learning-starts steps, at most 0.5 per step after that.
+    assert 0 < u1 <= 0.5 * (state["online"]["env_steps"] - 40) + 1
+    assert state["dataset"]["game"] == GAME and state["dataset_fingerprint"] == ""
+    eps = _episodes(run / "online")
+    # From scratch epsilon starts at 1 (and decays over 10% of --steps): the first episode is random play.
+    assert float(dict(eps[0].meta.extra)["epsilon"]) == 1.0
+    assert float(dict(eps[-1].meta.extra)["epsilon"]) == pytest.approx(0.01)
+    for ep in eps:
+        ep.close()
+    policy, dataset = load_policy(ckpt, device=torch.device("cpu"))
+    assert dataset["game"] == GAME and policy.network.prev_action
+
+    # --run on a run folder is refused; --resume carries on (learner flags belong to --run only).
+    again = _scratch(run, *SCRATCH, "--game", GAME, "--steps", "160")
+    assert again.returncode == 2 and "already holds a run" in again.stderr and "Traceback" not in again.stderr
+    refused = _scratch(run, "--emulator", "retro", "--steps", "160", "--lr", "0.1", flag="--resume")
+    assert refused.returncode == 2 and "--lr" in refused.stderr
+    second = _scratch(run, "--emulator", "retro", "--max-steps", "30", "--steps", "160", "--learning-starts", "40",
+                      "--updates-per-step", "0.5", flag="--resume")  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    assert f"from {ckpt.name} (update {u1})" in second.stderr
+    assert int(load_checkpoint(latest_checkpoint(run))["updates"]) > u1  # type: ignore[arg-type]
+
+
+def test_online_needs_exactly_one_of_resume_and_run(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from trainer.cli import cli
+
+    for args in ([], ["--resume", str(tmp_path / "a"), "--run", str(tmp_path / "b")]):
+        result = CliRunner().invoke(cli, ["online", *args])
+        assert result.exit_code == 2 and "--resume RUN" in result.output and "--run NEW" in result.output
+
+
+def _no_writes() -> None:  # pragma: no cover - runs in the child before exec
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # every write into a file fails, as on a full disk
+
+
+@pytest.mark.parametrize("case", ["under-a-file", "full"])
+def test_online_refuses_an_output_folder_it_cannot_write_in_one_line(run: Path, case: str) -> None:
+    """As `sonic-rec record` does (issue 11 item 2): at start, not at the first episode's save."""
+    if case == "under-a-file":
+        (run.parent / "a-file").write_bytes(b"")
+        out, preexec = run.parent / "a-file" / "online", None
+    else:
+        out, preexec = run / "online", _no_writes
+    before = sorted(p.name for p in run.rglob("*"))
+    res = subprocess.run(_command(run, "--out", str(out), "--steps", "10"), capture_output=True, text=True,
+                         timeout=90, env=_env(), cwd=run.parent, preexec_fn=preexec)  # fmt: skip
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2, res.stderr
+    option = "--out" if case == "under-a-file" else "--resume"  # the full disk refuses the run folder first
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot write to {option} "), res.stderr
+    assert "choose a writable folder with free space" in lines[0]
+    assert sorted(p.name for p in run.rglob("*")) == before  # nothing written, no probe left

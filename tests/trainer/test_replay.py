@@ -156,3 +156,39 @@ def test_human_button_masks_map_to_the_nearest_action_and_are_counted() -> None:
     out, mapped, human = action_set.resolve(actions, buttons)
     assert out.tolist() == [2, 1, 1, 2, 0]
     assert (mapped, human) == (2, 4)
+
+
+def test_previous_actions_of_the_state_and_of_the_bootstrap_state() -> None:
+    one = _two_episodes(1)  # actions 0, 1, 2 | 3, 0
+    assert one.prev_actions[:, 0].tolist() == [-1, 0, 1, -1, 3]  # -1: an episode's first observation
+    assert one.prev_actions[:, 1].tolist() == [0, 1, 2, 3, 0]
+    three = _two_episodes(3)
+    assert three.prev_actions[:, 1].tolist() == [2, 2, 2, 0, 0]  # the last action inside each window
+
+
+def test_monte_carlo_returns_to_go_stop_at_each_episode_end() -> None:
+    idx = _two_episodes(1)  # gamma 0.5, rewards 1, 2, 4 | 8, 16
+    assert idx.mc_returns.tolist() == [3.0, 4.0, 4.0, 16.0, 16.0]
+    rng = np.random.default_rng(0)
+    lengths = [1000, 7, 300]
+    rewards = rng.normal(size=sum(lengths)).astype(np.float32)
+    flags = np.zeros(sum(lengths), dtype=bool)
+    long = TransitionIndex.build(lengths, np.zeros(sum(lengths), dtype=np.int64), rewards, flags, flags,
+                                 gamma=0.99, n_step=1)  # fmt: skip
+    expected, end = [], 0
+    for n in lengths:
+        g, part = 0.0, []
+        for r in rewards[end : end + n][::-1]:
+            g = float(r) + 0.99 * g
+            part.append(g)
+        expected += part[::-1]
+        end += n
+    assert np.allclose(long.mc_returns, expected, atol=1e-4)
+
+
+def test_batches_carry_previous_actions_and_returns_to_go() -> None:
+    idx = _two_episodes(1)
+    frames = np.arange(7, dtype=np.uint8).reshape(7, 1, 1, 1).repeat(2, axis=2).repeat(2, axis=3)
+    batch = ReplayStore(frames, idx, frame_stack=2).gather(np.array([1, 3]))
+    assert batch.prev_actions.tolist() == [[0, 1], [-1, 3]]
+    assert batch.mc_returns.tolist() == [4.0, 16.0]
