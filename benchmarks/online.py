@@ -1,6 +1,6 @@
 """Online throughput: do the actor's forward passes and the learner starve each other? (issue 13 item 4)
 
-    python benchmarks/online.py [--clients 1,2,4] [--seconds 20] [--device cpu] [--threads N]
+    python benchmarks/online.py [--clients 1,2,4] [--seconds 20] [--device cpu] [--threads N] [--learner-nice 10]
 
 Prints, in one run, for each number N of embedded stable-retro clients (Airstriker, frame skip 4):
 * bare: N emulator processes stepping alone (random actions, screen and RAM read every step,
@@ -10,8 +10,12 @@ Prints, in one run, for each number N of embedded stable-retro clients (Airstrik
   steps/s (all clients' episode files, first to last stored observation, so the clients'
   start-up is not counted) and its learner's updates/s (the median of the run's metrics.csv
   intervals, every 10 updates, the first two (warm-up) left out);
-* the ratios: online env steps/s / bare, and online updates/s / the learner alone (the same
-  learner, the same mixed batches' offline half, no clients: ``train_offline`` on the run).
+* play alone: the same ``run_online`` with the learner held back (an update-to-step cap of 1e-9:
+  it only reads the finished episode files), the env steps/s of lockstep play with the actor's
+  forward passes and nothing else, which separates what the learner costs the actors from what
+  lockstep and inference cost on their own;
+* the ratios: online env steps/s / bare and / play alone, and online updates/s / the learner alone
+  (the same learner, the same mixed batches' offline half, no clients: ``train_offline`` on the run).
 
 The run it fine-tunes is made first: a few random-policy episodes recorded and 20 offline
 updates. Each N gets a fresh copy of it. Figures are one window each; on a shared machine
@@ -41,6 +45,8 @@ sys.path.insert(0, str(ROOT))
 
 GAME = "Airstriker-Genesis-v0"
 FRAME_SKIP = 4
+#: The update-to-step cap that holds the learner back for "play alone": floor(1e-9 * steps) is 0.
+HELD = 1e-9
 
 
 def bare_worker(seconds: float, seed: int) -> None:
@@ -117,11 +123,17 @@ def learner_alone(run: Path, seconds: float) -> float:
                                stop=stop)  # fmt: skip
     finally:
         timer.cancel()
-    return logged_rate(run, result.start_update)
+    # A slow window logs too few rows for a steady-state median: the whole window's rate then.
+    return logged_rate(run, result.start_update) or result.updates_per_s
 
 
-def online(run: Path, clients: int, seconds: float, device: str) -> tuple[float, float, float]:
-    """(env steps/s, updates/s, mean actor batch) of ``sonic-train online`` with ``clients`` clients for ``seconds``."""
+def online(
+    run: Path, clients: int, seconds: float, device: str, nice: int, cap: float = 0.0
+) -> tuple[float, float, float]:
+    """(env steps/s, updates/s, mean actor batch) of ``sonic-train online`` with ``clients`` clients for ``seconds``.
+
+    ``cap`` is ``--updates-per-step`` (0: the learner runs flat out), ``nice`` ``--learner-nice``.
+    """
     from dataset.catalog import find_episode_files
     from dataset.episode import EpisodeReader
     from trainer.checkpoint import latest_checkpoint, load_checkpoint
@@ -131,7 +143,7 @@ def online(run: Path, clients: int, seconds: float, device: str) -> tuple[float,
     out = run.parent / f"online-{clients}"
     start = int(load_checkpoint(latest_checkpoint(run))["updates"])  # type: ignore[arg-type]
     config = OnlineConfig(run_dir=str(run), emulator="retro", clients=clients, out=str(out), steps=10**9,
-                          updates_per_step=0.0, port=0, device=device, tensorboard=False,
+                          updates_per_step=cap, learner_nice=nice, port=0, device=device, tensorboard=False,
                           progress_every_s=10**6)  # fmt: skip
     # Ctrl-C after the window: the session saves its open episodes (truncated) and a checkpoint.
     timer = threading.Timer(seconds, lambda: os.kill(os.getpid(), signal.SIGINT))
@@ -150,10 +162,15 @@ def online(run: Path, clients: int, seconds: float, device: str) -> tuple[float,
 
 
 def main() -> None:
+    from trainer.config import OnlineConfig
+
+    default_nice = next(f.default for f in dataclasses.fields(OnlineConfig) if f.name == "learner_nice")
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clients", default="1,2,4", help="Numbers of clients, comma-separated.")
     ap.add_argument("--seconds", type=float, default=20.0, help="Window per measurement.")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--learner-nice", type=int, default=default_nice,
+                    help="The learner thread's nice increment (0: the actors' priority, as before issue 13 item 4).")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default).")
     ap.add_argument("--bare-worker", nargs=2, metavar=("SECONDS", "SEED"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -165,6 +182,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"{os.cpu_count()} cores, {torch.get_num_threads()} torch threads, device {args.device}, "
+          f"learner nice +{args.learner_nice}, "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)  # fmt: skip
     rows = []
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -175,19 +193,23 @@ def main() -> None:
         alone = learner_alone(alone_run, args.seconds)
         print(f"learner alone: {alone:.1f} updates/s", flush=True)
         for n in (int(c) for c in args.clients.split(",")):
-            run = tmp / f"n{n}" / "run"
+            run, play_run = tmp / f"n{n}" / "run", tmp / f"n{n}-play" / "run"
             shutil.copytree(base, run)
+            shutil.copytree(base, play_run)
             bare_rate = bare(n, args.seconds / 2)
-            steps, updates, batch = online(run, n, args.seconds, args.device)
-            rows.append((n, bare_rate, steps, updates, batch))
-            print(f"{n} client(s): bare {bare_rate:.0f} steps/s; online {steps:.0f} steps/s "
-                  f"({steps / bare_rate:.0%} of bare), {updates:.1f} updates/s ({updates / alone:.0%} of alone), "
+            play, _, _ = online(play_run, n, args.seconds, args.device, args.learner_nice, cap=HELD)
+            steps, updates, batch = online(run, n, args.seconds, args.device, args.learner_nice)
+            rows.append((n, bare_rate, play, steps, updates, batch))
+            print(f"{n} client(s): bare {bare_rate:.0f} steps/s; play alone {play:.0f} steps/s "
+                  f"({play / bare_rate:.0%} of bare); online {steps:.0f} steps/s ({steps / bare_rate:.0%} of bare, "
+                  f"{steps / play:.0%} of play alone), {updates:.1f} updates/s ({updates / alone:.0%} of alone), "
                   f"actor batch {batch:.2f}; load {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
-    print("\n| clients | bare env steps/s | online env steps/s | share of bare | online updates/s | share of learner "
-          "alone | mean actor batch |\n|---:|---:|---:|---:|---:|---:|---:|")  # fmt: skip
-    for n, bare_rate, steps, updates, batch in rows:
-        print(f"| {n} | {bare_rate:.0f} | {steps:.0f} | {steps / bare_rate:.0%} | {updates:.1f} | "
-              f"{updates / alone:.0%} | {batch:.2f} |")
+    print("\n| clients | bare env steps/s | play alone | of bare | online env steps/s | of bare | of play alone "
+          "| online updates/s | of learner alone | mean actor batch |\n"
+          "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")  # fmt: skip
+    for n, bare_rate, play, steps, updates, batch in rows:
+        print(f"| {n} | {bare_rate:.0f} | {play:.0f} | {play / bare_rate:.0%} | {steps:.0f} | "
+              f"{steps / bare_rate:.0%} | {steps / play:.0%} | {updates:.1f} | {updates / alone:.0%} | {batch:.2f} |")
     print(f"\nlearner alone: {alone:.1f} updates/s")
 
 

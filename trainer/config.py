@@ -351,6 +351,11 @@ class OnlineConfig:
     #: The Nature DQN ratio (one update of 32 every 4 steps) keeps a fast learner from overfitting
     #: the first few online episodes.
     updates_per_step: float = flag(0.25, help="At most this many updates per online environment step (0: no cap).")
+    #: Lockstep play is a chain of wake-ups (emulator -> event loop -> actor -> event loop -> emulator);
+    #: a learner running flat out at the same priority delays each one, halving play on 2 cores
+    #: (docs/online.md, "Throughput"). Niced, it takes the CPU the chain leaves (issue 13 item 4).
+    learner_nice: int = flag(10, help="Lower the learner thread's CPU priority by this much (Linux; 0: same as "
+                                      "the actors).")  # fmt: skip
     max_steps: int | None = flag(None, help="Step limit per episode (default: the profile's).")
     device: DeviceChoice = flag(DeviceChoice.AUTO, help="auto: CUDA when there is one.")
     host: str = flag("127.0.0.1", help="Address to bind. Anything but loopback requires --token.")
@@ -381,6 +386,7 @@ class OnlineConfig:
             ("checkpoint_every", self.checkpoint_every >= 1, "must be at least 1"),
             ("keep_checkpoints", self.keep_checkpoints >= 0, "must be non-negative (0 keeps all)"),
             ("updates_per_step", self.updates_per_step >= 0, "must be non-negative"),
+            ("learner_nice", 0 <= self.learner_nice <= 19, "must lie in [0, 19]"),
             ("max_steps", self.max_steps is None or self.max_steps >= 1, "must be at least 1"),
             ("batch_window_ms", self.batch_window_ms >= 0, "must be non-negative"),
             ("learning_starts", self.learning_starts >= 0, "must be non-negative"),
