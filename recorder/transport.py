@@ -52,9 +52,25 @@ class WebSocket:
             raise ConnectionError(f"websocket handshake failed: {self._proto.handshake_exc}")
         self._sock.settimeout(None)
 
+    @property
+    def open(self) -> bool:
+        """False once a close frame was sent or received, or the connection is gone."""
+        return self._proto.state == State.OPEN
+
     def send(self, data: bytes) -> None:
+        """Send one binary message. Raises Disconnected once the connection is closing or gone.
+
+        A client that streams (client-policy mode) may have read the recorder's close frame in a
+        poll() just before this send: the protocol is then CLOSING and refuses to send
+        (websockets' InvalidState), which is the end of the connection, not a bug to print.
+        """
+        if self._proto.state != State.OPEN:
+            raise self._closed()
         self._proto.send_binary(data)
-        self._flush()
+        try:
+            self._flush()
+        except OSError:  # the peer went away mid-write (EPIPE, ECONNRESET)
+            raise self._closed() from None
 
     def recv(self) -> bytes:
         """The next whole binary message. Raises Disconnected when the connection ends."""

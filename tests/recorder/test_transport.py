@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -66,6 +68,26 @@ def test_an_error_close_code_reaches_the_caller() -> None:
         with pytest.raises(Disconnected) as closed:
             ws.recv()
         assert closed.value.code == 4004 and "token" in str(closed.value)
+
+
+def test_send_after_the_peer_closed_is_a_disconnect_not_a_crash() -> None:
+    # A streaming client can read the recorder's close frame in poll() and then send its next
+    # step: that must end as a clean Disconnected (it printed a websockets InvalidState traceback).
+    async def handler(ws):  # type: ignore[no-untyped-def]
+        await ws.recv()
+        await ws.close(1001, "recorder shutting down")
+
+    with server(handler) as port, WebSocket(f"ws://127.0.0.1:{port}", max_size=2**20) as ws:
+        ws.send(b"step")
+        with contextlib.suppress(Disconnected):
+            for _ in range(200):  # until the close frame has been read
+                ws.poll()
+                if not ws.open:
+                    break
+                time.sleep(0.01)
+        with pytest.raises(Disconnected) as closed:
+            ws.send(b"next step")
+        assert closed.value.code == 1001
 
 
 def test_oversized_incoming_message_fails_the_connection() -> None:
