@@ -66,8 +66,8 @@ BASE: dict[str, Any] = {"algo": Algo.CQL, "cql_alpha": 0.2, "lr": 2.5e-4, "n_ste
 
 #: The arms: learner flags on top of BASE (docs/training.md says which were measured and why).
 ARMS: dict[str, dict[str, Any]] = {
-    "cql": {},
-    "cql+prev": {"prev_action": True},
+    "cql": {"layer_norm": False, "prev_action": False},  # the 2015 network (the defaults before issue 10)
+    "cql+prev": {"layer_norm": False, "prev_action": True},
     "cql+ln+prev": {"layer_norm": True, "prev_action": True},
     "cql+ln+prev+shift": {"layer_norm": True, "prev_action": True, "random_shift": 4},
     "cql+ln+prev+hl": {"layer_norm": True, "prev_action": True, "value_loss": ValueLoss.HL_GAUSS},
