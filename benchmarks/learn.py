@@ -21,7 +21,8 @@ One command runs a fixed protocol, every phase with a progress bar and an ETA:
    emulator and protocol (its greedy action from ``predict``, the same epsilon and seeds).
 4. **Online**: the ``--online-arm`` run of each seed is copied and fine-tuned with
    ``sonic-train online``'s defaults (``--online-cql-alpha`` keeps a CQL term, as Cal-QL's
-   fine-tuning does) for ``--online-steps`` env steps, in ``--online-evals``
+   fine-tuning does; ``--online-fraction`` sets the batches' online share) for ``--online-steps``
+   env steps, in ``--online-evals``
    equal chunks, each followed by an evaluation (the "no eval below the offline policy at any
    checkpoint" check).
 
@@ -275,6 +276,7 @@ def run_protocol(args: argparse.Namespace) -> Results:
         if args.online_steps:
             # A fine-tuning variant gets its own copy of the offline run (the default keeps its old name).
             variant = "" if args.online_cql_alpha is None else f"-cql{args.online_cql_alpha:g}"
+            variant += "" if args.online_fraction is None else f"-frac{args.online_fraction:g}"
             src, run = runs / f"{args.online_arm}-s{seed}", runs / f"{args.online_arm}-s{seed}-online{variant}"
             if not run.exists():
                 shutil.copytree(src, run)
@@ -282,6 +284,8 @@ def run_protocol(args: argparse.Namespace) -> Results:
             online_options: dict[str, Any] = {}
             if args.online_cql_alpha is not None:
                 online_options["cql_alpha"] = args.online_cql_alpha
+            if args.online_fraction is not None:
+                online_options["online_fraction"] = args.online_fraction
             curve = results.online.setdefault(seed, [])
             curve.clear()
             for i in range(1, args.online_evals + 1):
@@ -409,6 +413,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--online-cql-alpha", type=float, default=None,
                     help="Keep a CQL term of this weight while fine-tuning (default: sonic-train online's, 0); "
                          "the fine-tuned copies go to RUN-online-cqlALPHA.")  # fmt: skip
+    ap.add_argument("--online-fraction", type=float, default=None,
+                    help="Share of each fine-tuning batch from the online episodes (default: sonic-train online's, "
+                         "0.5); the copies go to RUN-online[-cqlALPHA]-fracF.")  # fmt: skip
     ap.add_argument("--skip-d3rlpy", action="store_true")
     ap.add_argument("--smoke", action="store_true", help="Tiny budgets for CI: every phase, seconds each.")
     ap.add_argument("--speed", type=float, default=0.0, metavar="SECONDS",
