@@ -20,7 +20,9 @@ One command runs a fixed protocol, every phase with a progress bar and an ETA:
    rate, gamma, target period, CQL alpha and update budget, per seed, and plays through the same
    emulator and protocol (its greedy action from ``predict``, the same epsilon and seeds).
 4. **Online**: the ``--online-arm`` run of each seed is copied and fine-tuned with
-   ``sonic-train online``'s defaults for ``--online-steps`` env steps, in ``--online-evals``
+   ``sonic-train online``'s defaults (``--online-cql-alpha`` keeps a CQL term, as Cal-QL's
+   fine-tuning does; ``--online-fraction`` sets the batches' online share) for ``--online-steps``
+   env steps, in ``--online-evals``
    equal chunks, each followed by an evaluation (the "no eval below the offline policy at any
    checkpoint" check).
 
@@ -65,8 +67,8 @@ BASE: dict[str, Any] = {"algo": Algo.CQL, "cql_alpha": 0.2, "lr": 2.5e-4, "n_ste
 
 #: The arms: learner flags on top of BASE (docs/training.md says which were measured and why).
 ARMS: dict[str, dict[str, Any]] = {
-    "cql": {},
-    "cql+prev": {"prev_action": True},
+    "cql": {"layer_norm": False, "prev_action": False},  # the 2015 network (the defaults before issue 10)
+    "cql+prev": {"layer_norm": False, "prev_action": True},
     "cql+ln+prev": {"layer_norm": True, "prev_action": True},
     "cql+ln+prev+shift": {"layer_norm": True, "prev_action": True, "random_shift": 4},
     "cql+ln+prev+hl": {"layer_norm": True, "prev_action": True, "value_loss": ValueLoss.HL_GAUSS},
@@ -272,10 +274,18 @@ def run_protocol(args: argparse.Namespace) -> Results:
             step(f"eval d3rlpy seed {seed}: {report.mean_return:.1f}")
             results.save(out / "results.json")
         if args.online_steps:
-            src, run = runs / f"{args.online_arm}-s{seed}", runs / f"{args.online_arm}-s{seed}-online"
+            # A fine-tuning variant gets its own copy of the offline run (the default keeps its old name).
+            variant = "" if args.online_cql_alpha is None else f"-cql{args.online_cql_alpha:g}"
+            variant += "" if args.online_fraction is None else f"-frac{args.online_fraction:g}"
+            src, run = runs / f"{args.online_arm}-s{seed}", runs / f"{args.online_arm}-s{seed}-online{variant}"
             if not run.exists():
                 shutil.copytree(src, run)
             chunk = args.online_steps // args.online_evals
+            online_options: dict[str, Any] = {}
+            if args.online_cql_alpha is not None:
+                online_options["cql_alpha"] = args.online_cql_alpha
+            if args.online_fraction is not None:
+                online_options["online_fraction"] = args.online_fraction
             curve = results.online.setdefault(seed, [])
             curve.clear()
             for i in range(1, args.online_evals + 1):
@@ -283,7 +293,7 @@ def run_protocol(args: argparse.Namespace) -> Results:
                     online = run_online(OnlineConfig(
                         run_dir=str(run), emulator=emulator(args.game), steps=chunk * i, port=0, seed=seed,
                         device="cpu", max_steps=args.max_steps, progress_every_s=30.0, checkpoint_every=10**9,
-                        tensorboard=False,
+                        tensorboard=False, **online_options,
                     ))  # fmt: skip
                     stop_if(online.interrupted)
                 step(f"online seed {seed} {chunk * i} steps")
@@ -400,6 +410,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--online-arm", default=None, help="Arm fine-tuned online (default: the first of --arms).")
     ap.add_argument("--online-steps", type=int, default=6000, help="0: no online phase.")
     ap.add_argument("--online-evals", type=int, default=3, help="Evaluations during the online phase.")
+    ap.add_argument("--online-cql-alpha", type=float, default=None,
+                    help="Keep a CQL term of this weight while fine-tuning (default: sonic-train online's, 0); "
+                         "the fine-tuned copies go to RUN-online-cqlALPHA.")  # fmt: skip
+    ap.add_argument("--online-fraction", type=float, default=None,
+                    help="Share of each fine-tuning batch from the online episodes (default: sonic-train online's, "
+                         "0.5); the copies go to RUN-online[-cqlALPHA]-fracF.")  # fmt: skip
     ap.add_argument("--skip-d3rlpy", action="store_true")
     ap.add_argument("--smoke", action="store_true", help="Tiny budgets for CI: every phase, seconds each.")
     ap.add_argument("--speed", type=float, default=0.0, metavar="SECONDS",

@@ -15,7 +15,12 @@ with full frames and RAM recorded:
      mode), as for a trained network (``sonic-train eval``, ``online``) or BizHawk's policy mode;
 3. bytes per step on disk and the ratio to raw (target >= 100x);
 4. the same observations written with h5py's gzip level 4 over the same chunks: bytes per step
-   and write frames/s (targets: ours >= 1.8x smaller and >= 10x faster to write).
+   and write frames/s (targets: ours >= 1.8x smaller and >= 10x faster to write);
+5. with lockstep: the per-step overhead over the bare loop, and the transport floor beneath it:
+   round trips of a STEP-sized message and an ACTION-sized reply between the embedded client's
+   transport (a separate process) and a websockets server configured as the recorder's, with no
+   work on either side. No recorder on this stack can answer faster, so
+   ``bare step time / (bare step time + floor)`` is the ceiling of the lockstep ratio here.
 
 Recording speed is timed from each episode's first to last stored observation (the recorder's
 receive timestamps), so the emulator process's start-up is not counted; the bare loop is timed
@@ -27,6 +32,8 @@ over rounds are reported, with each round's figure, the load average and the CPU
 from __future__ import annotations
 
 import argparse
+import asyncio
+import multiprocessing
 import os
 import re
 import sys
@@ -77,6 +84,52 @@ def bare(steps_per_episode: list[int], policy_name: str, seed: int, kind: str, g
     finally:
         emu.close()
     return frames / elapsed, frames
+
+
+#: Bytes of a lockstep STEP on Airstriker (zstd pixels and RAM, headers) and of an ACTION reply.
+_STEP_BYTES, _ACTION_BYTES = 2_500, 16
+
+
+def _floor_client(port: int, rounds: int, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    from recorder.transport import WebSocket
+
+    with WebSocket(f"ws://127.0.0.1:{port}", max_size=1 << 20) as ws:
+        msg = bytes(_STEP_BYTES)
+        for _ in range(50):  # warm up: connection, caches, the CPU's clock
+            ws.send(msg)
+            ws.recv()
+        t0 = time.perf_counter()
+        for _ in range(rounds):
+            ws.send(msg)
+            ws.recv()
+        out.put((time.perf_counter() - t0) / rounds)
+
+
+def transport_floor(rounds: int = 3000) -> float:
+    """Seconds per round trip of an idle lockstep exchange over the recorder's websocket stack."""
+    import websockets
+
+    from recorder import protocol as p
+
+    async def serve() -> float:
+        async def echo(ws: websockets.ServerConnection) -> None:
+            reply = bytes(_ACTION_BYTES)
+            async for _ in ws:
+                await ws.send(reply)
+
+        # The recorder's own settings (recorder/server.py, Recorder.run).
+        async with websockets.serve(echo, "127.0.0.1", 0, max_size=p.MAX_MESSAGE_BYTES, max_queue=4,
+                                    compression=None) as server:  # fmt: skip
+            port = next(iter(server.sockets)).getsockname()[1]
+            out: multiprocessing.Queue[float] = multiprocessing.Queue()
+            proc = multiprocessing.Process(target=_floor_client, args=(port, rounds, out))
+            proc.start()
+            while proc.is_alive() and out.empty():
+                await asyncio.sleep(0.02)
+            proc.join()
+            return float(out.get(timeout=5))
+
+    return asyncio.run(serve())
 
 
 def _record_round(out: Path, args: argparse.Namespace, game: str, lockstep: bool) -> tuple[list[int], float]:
@@ -131,6 +184,7 @@ def main() -> None:
     fps: dict[str, list[float]] = {m: [] for m in modes}
     bare_fps: dict[str, list[float]] = {m: [] for m in modes}
     ratios: dict[str, list[float]] = {m: [] for m in modes}
+    floors: list[float] = []
     steps: dict[str, list[int]] = {}
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     with tempfile.TemporaryDirectory() as tmp:
@@ -144,6 +198,8 @@ def main() -> None:
                 fps[mode].append(mode_fps)
                 bare_fps[mode].append(mode_bare)
                 ratios[mode].append(mode_fps / mode_bare)
+            if "lockstep" in modes:
+                floors.append(transport_floor())
         storage = _storage_rows(Path(tmp) / "client0", args.rounds) if "client" in modes else []
     load_after = os.getloadavg() if hasattr(os, "getloadavg") else None
 
@@ -162,6 +218,17 @@ def main() -> None:
             (f"{label}: recording frames/s (median)", f"{np.median(fps[mode]):,.0f}" + runs_text(fps[mode], ",.0f")),
             (f"{label} / bare (median of rounds)", f"{np.median(ratios[mode]):.1%}  (target >= {target:.0%})"
              + runs_text(ratios[mode], ".1%")),
+        ]  # fmt: skip
+    if floors:
+        bare_step = FRAME_SKIP / float(np.median(bare_fps["lockstep"]))
+        rec_step = FRAME_SKIP / float(np.median(fps["lockstep"]))
+        floor = float(np.median(floors))
+        rows += [
+            ("lockstep: seconds per step, bare / recording", f"{bare_step * 1e6:,.0f} us / {rec_step * 1e6:,.0f} us"
+             f"  (overhead {(rec_step - bare_step) * 1e6:,.0f} us per step)"),
+            ("lockstep: transport floor (idle round trip, same stack)", f"{floor * 1e6:,.0f} us"
+             + "  (runs: " + ", ".join(f"{f * 1e6:,.0f}" for f in floors) + ")"),
+            ("lockstep: ceiling set by that floor", f"{bare_step / (bare_step + floor):.1%} of bare"),
         ]  # fmt: skip
     rows += storage
     if load_before is not None and load_after is not None:

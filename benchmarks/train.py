@@ -168,7 +168,8 @@ def flops_of(fn: Callable[[], object]) -> float:
 
 def ours(store: ReplayStore, algo: Algo, batch: int, device: torch.device, amp: bool) -> Callable[[], None]:
     """One training-loop iteration of our learner: sample a batch, update."""
-    cfg = TrainConfig(algo=algo, batch_size=batch, device=device.type, amp=amp)
+    # d3rlpy's network: the Nature CNN without LayerNorm or the previous action (our defaults add them).
+    cfg = TrainConfig(algo=algo, batch_size=batch, device=device.type, amp=amp, layer_norm=False, prev_action=False)
     rng = seed_everything(0)
     learner = Learner(cfg, store.state_shape, len(store.info.action_names), device)  # type: ignore[union-attr]
     feeder = DeviceFeeder(store, rng, batch, device)

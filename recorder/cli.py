@@ -76,7 +76,9 @@ def cli(log_level: str) -> None:
               help="Emulated frames per step; every frame's buttons are still recorded.")
 @click.option("--clients", type=click.IntRange(min=1), default=1, show_default=True,
               help="Embedded emulator processes at once (with --emulator).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the policies (client i uses seed+i).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the policies (client i uses seed+i; each episode's policy is seeded from it and the "
+                   "episode number, so one client's recordings repeat exactly).")
 @click.option("--state", default=None, help="stable-retro start state (default: the profile's).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to bind. Anything but loopback requires --token.")

@@ -129,7 +129,7 @@ def _streaming_session(ws: WebSocket, emu: Emulator, hello: p.Hello, config: Cli
     The recorder still decides where episodes end (EPISODE_END, then RESET or STOP); the
     steps sent before that news arrives are past the end and the recorder drops them.
     """
-    from recorder.policy import PolicyInput, make_policy
+    from recorder.policy import PolicyInput, episode_seed, make_policy
     from recorder.profile import load_profile
 
     ws.send(p.encode(hello))
@@ -156,7 +156,9 @@ def _streaming_session(ws: WebSocket, emu: Emulator, hello: p.Hello, config: Cli
         msg = p.decode(data)
         if isinstance(msg, p.Reset):
             state = emu.reset()
-            policy.reset()
+            # A fresh generator per episode: the draws for steps sent past the last episode's end
+            # (a number that depends on timing) must not shift this episode's (recorder/policy.py).
+            policy = make_policy(str(config.policy), profile, episode_seed(config.seed, msg.episode))
             obs = emu.observation()
             ram = np.frombuffer(obs.ram, dtype=np.uint8)
             step = 0

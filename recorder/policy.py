@@ -1,7 +1,11 @@
 """Recording policies: what plays when no human does.
 
 Two built-in policies, both deterministic for a seed (one ``numpy.random.Generator``
-each, never the global state):
+each, never the global state). A client that streams (client-policy mode) seeds a fresh
+policy for every episode from (seed, episode) with :func:`episode_seed`: it draws actions for
+the steps it sends past an episode's end before the recorder's EPISODE_END reaches it, and
+how many depends on timing, so one generator across episodes made the second episode on
+depend on the machine's load (the same command recorded different data).
 
 - ``random``: uniform over the profile's action set, drawn every step.
   ``random:P`` is the sticky variant: with probability P the previous action is
@@ -42,6 +46,7 @@ __all__ = [
     "PolicyInput",
     "RandomPolicy",
     "ScriptedExplorer",
+    "episode_seed",
     "make_policy",
 ]
 
@@ -199,6 +204,12 @@ class ScriptedExplorer:
             self._hold = self._span(spec.hold_steps)
         self._hold -= 1
         return self._forward[tick % len(self._forward)]
+
+
+def episode_seed(seed: int, episode: int) -> int:
+    """The seed of one episode's policy: independent streams per (seed, episode), as numpy's
+    SeedSequence spawns them (NumPy, "Parallel random number generation")."""
+    return int(np.random.SeedSequence([seed, episode]).generate_state(1, dtype=np.uint64)[0])
 
 
 def make_policy(name: str, profile: GameProfile, seed: int) -> Policy:

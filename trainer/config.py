@@ -159,8 +159,12 @@ class TrainConfig:
     encoder: Encoder = flag(Encoder.NATURE, help="Convolutional encoder: nature (Mnih et al. 2015) or impala "
                                                  "(Espeholt et al. 2018).")  # fmt: skip
     impala_width: int = flag(1, help="Channel multiplier of the impala encoder (16, 32, 32 channels times this).")
-    layer_norm: bool = flag(False, help="LayerNorm on the encoder's features and the head's hidden layer.")
-    prev_action: bool = flag(False, help="Give the network the previous action (R2D2), e.g. whether fire is held.")
+    #: On by default since issue 10's measurements (docs/training.md, "Defaults"); a config.json
+    #: written before then has neither field and loads with both off (``LEGACY_DEFAULTS``).
+    layer_norm: bool = flag(True, negatable=True,
+                            help="LayerNorm on the encoder's features and the head's hidden layer.")
+    prev_action: bool = flag(True, negatable=True,
+                             help="Give the network the previous action (R2D2), e.g. whether fire is held.")
     random_shift: int = flag(0, help="Random-shift augmentation: pad by this many pixels and crop back "
                                      "(DrQ uses 4; 0: off).")  # fmt: skip
     value_loss: ValueLoss = flag(ValueLoss.HUBER, help="huber: scalar Q; hl-gauss: a histogram per action fitted "
@@ -195,6 +199,9 @@ class TrainConfig:
     RESUMABLE: ClassVar[frozenset[str]] = frozenset(
         {"updates", "device", "log_every", "checkpoint_every", "keep_checkpoints", "cache_dir", "compile"}
     )
+    #: Fields whose default changed: a config.json written before the change lacks them and
+    #: means the old value (its network has no LayerNorm and no previous-action input).
+    LEGACY_DEFAULTS: ClassVar[dict[str, Any]] = {"layer_norm": False, "prev_action": False}
 
     def __post_init__(self) -> None:
         # Accept the enums' string values too (from JSON or callers); store the enums.
@@ -254,7 +261,7 @@ class TrainConfig:
             raise ConfigError(
                 f"config has unknown fields {sorted(unknown)}; it was written by another version"
             )
-        kwargs = dict(d)
+        kwargs = {**cls.LEGACY_DEFAULTS, **d}
         kwargs["files"] = tuple(d.get("files", ()))
         if "algo" in d:
             kwargs["algo"] = Algo(d["algo"])

@@ -9,7 +9,9 @@ help text as both the field's documentation and ``--help``. A field declared wit
 
 Types: ``int``, ``float``, ``str``, ``Path``, an enum (a choice of its values),
 ``X | None`` (default None), and ``bool``: a bool flag is a switch that sets the
-opposite of the default (``amp: bool = flag(True, name="--no-amp")``). Anything
+opposite of the default (``amp: bool = flag(True, name="--no-amp")``), or with
+``negatable=True`` a pair that sets either value (``--layer-norm/--no-layer-norm``: an option
+whose default was turned on keeps the name users typed when it was off). Anything
 else gives the option's ``click_type`` and a ``parse`` from the option's value to
 the field's; one flag may set several fields of its dataclass (``also``, with
 ``parse`` returning one value per field: ``--frame-size`` sets height and width).
@@ -61,6 +63,8 @@ class Flag:
     show: Callable[..., Any] | None = None
     #: Further fields of the same dataclass this flag sets.
     also: tuple[str, ...] = ()
+    #: A bool flag as a pair, ``--name/--no-name``, defaulting to the field's default.
+    negatable: bool = False
 
 
 def flag(
@@ -102,6 +106,9 @@ class _Option:
     def decorator(self) -> Callable[[F], F]:
         f, default = self.flag, self.defaults[0]
         kw: dict[str, Any] = {"help": f.help, "metavar": f.metavar}
+        if self.switch and f.negatable:
+            pair = f"{self.name}/--no-{self.name.removeprefix('--')}"
+            return click.option(pair, self.param, default=bool(default), show_default=True, help=f.help)
         if self.switch:
             return click.option(self.name, self.param, is_flag=True, default=False, help=f.help)
         if f.show is not None and default is not None:
@@ -122,6 +129,8 @@ class _Option:
 
     def values(self, raw: Any) -> tuple[Any, ...]:
         """The fields' values for what click parsed."""
+        if self.switch and self.flag.negatable:
+            return (bool(raw),)
         if self.switch:
             return (not self.defaults[0]) if raw else self.defaults[0],
         if raw is None:

@@ -70,6 +70,24 @@ def test_record_then_verify_replays_bit_for_bit(tmp_path: Path) -> None:
     assert shown.returncode == 0 and "frames" in shown.stdout and "ram" in shown.stdout
 
 
+def test_the_same_seed_records_the_same_episodes(tmp_path: Path) -> None:
+    # A streaming client draws actions for the steps it sends past an episode's end, how many
+    # depending on timing; each episode's policy is seeded from (seed, episode) so that the next
+    # episode does not depend on them (the learning benchmark's "fixed seeds" behaviour data).
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        res = record(out, "--policy", "random", "--episodes", "3", "--max-steps", "80", "--seed", "7")
+        assert res.returncode == 0, res.stderr
+        episodes = []
+        for f in sorted(find_episode_files([out]), key=lambda f: f.stem[-5:]):  # ..._<episode index>.h5
+            with EpisodeReader(f) as ep:
+                episodes.append((ep.n_steps, ep.actions().tolist()))
+        runs.append(episodes)
+    assert len(runs[0]) == 3 and runs[0] == runs[1]
+    assert runs[0][0][1] != runs[0][1][1]  # and the episodes differ from each other
+
+
 def test_verify_replay_catches_a_tampered_input(tmp_path: Path) -> None:
     import shutil
 

@@ -71,7 +71,7 @@ def _one_process_losses(config: TrainConfig) -> tuple[list[float], dict[str, tor
     losses = []
     for _ in range(config.updates):
         b = sampler.sample(config.batch_size)
-        metrics = learner.update(*(torch.from_numpy(x) for x in (b.states, b.actions, b.returns, b.discounts)))
+        metrics = learner.update(torch.from_numpy(b.states), *(torch.from_numpy(getattr(b, f)) for f in Batch.FIELDS))
         losses.append(float(metrics[METRIC_NAMES.index("loss")]))
     return losses, learner.online.state_dict()
 
@@ -82,7 +82,11 @@ def test_two_gloo_processes_follow_one_process_with_the_same_global_batch(
     run = tmp_path / "run"
     flags = ["--algo", "cql", "--updates", str(UPDATES), "--batch-size", str(BATCH), "--target-update", "3",
              "--seed", "5", "--device", "cpu", "--log-every", "1", "--checkpoint-every", str(UPDATES),
-             "--frame-size", "36x36", "--cache-dir", str(tmp_path / "cache"), "--lr", "1e-3"]  # fmt: skip
+             "--frame-size", "36x36", "--cache-dir", str(tmp_path / "cache"), "--lr", "1e-3",
+             # Without LayerNorm: some of its gradients are near zero, where the float32 rounding of
+             # two half-batch backwards differs from one whole-batch backward in the last bits, and
+             # Adam (m / sqrt(v)) makes full-size steps of that noise: 0.4% apart after 3 updates.
+             "--no-layer-norm"]  # fmt: skip
     done = subprocess.run(
         [*SONIC_TRAIN, "offline", *map(str, episode_files), "--run", str(run), "--no-progress", "--ddp", "2", *flags],
         capture_output=True, text=True, timeout=120,

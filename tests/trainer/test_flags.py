@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,21 @@ def test_flags_set_fields_by_name_type_and_parser() -> None:
     }  # fmt: skip
     online, _ = _parse(OnlineConfig, ["--epsilon", "0.5", "0.1", "200", "--max-steps", "30"], run_dir="r")
     assert online.epsilon == EpsilonSchedule(0.5, 0.1, 200) and online.max_steps == 30
+
+
+def test_a_negatable_flag_sets_either_value_and_old_configs_keep_theirs(tmp_path: Path) -> None:
+    # LayerNorm and the previous action are on by default since issue 10's measurements.
+    assert TrainConfig().layer_norm and TrainConfig().prev_action
+    config, typed = _parse(TrainConfig, ["--no-layer-norm", "--prev-action"])
+    assert not config.layer_norm and config.prev_action
+    assert typed == {"layer_norm": "--layer-norm", "prev_action": "--prev-action"}
+    assert _parse(TrainConfig, ["--layer-norm"])[0].layer_norm
+    # A config.json written before the defaults changed has neither field: it loads as it was trained.
+    d = TrainConfig().to_dict()
+    del d["layer_norm"], d["prev_action"]
+    (tmp_path / "config.json").write_text(json.dumps(d))
+    old = TrainConfig.load(tmp_path / "config.json")
+    assert not old.layer_norm and not old.prev_action
 
 
 def test_flag_names_and_value_errors_name_the_real_flag() -> None:

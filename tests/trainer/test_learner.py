@@ -77,11 +77,11 @@ def test_prev_action_and_cal_ql_refuse_a_batch_without_them() -> None:
     pre = PreprocessConfig(height=36, width=36)
     states = torch.zeros((2, 2, 4, 36, 36), dtype=torch.uint8)
     args = (states, torch.zeros(2, dtype=torch.int64), torch.zeros(2), torch.ones(2))
-    for kw in ({"prev_action": True}, {"cal_ql": True}):
+    for kw in ({"prev_action": True}, {"prev_action": False, "cal_ql": True}):
         learner = Learner(TrainConfig(preprocess=pre, **kw), (4, 36, 36), 3, torch.device("cpu"))  # type: ignore[arg-type]
         with pytest.raises(ValueError):
             learner.update(*args)
-    Learner(TrainConfig(preprocess=pre), (4, 36, 36), 3, torch.device("cpu")).update(*args)
+    Learner(TrainConfig(preprocess=pre, prev_action=False), (4, 36, 36), 3, torch.device("cpu")).update(*args)
 
 
 def test_cal_ql_changes_what_is_learned(two_episode_files: list[Path], tmp_path: Path) -> None:

@@ -13,7 +13,9 @@ PRE = PreprocessConfig(height=36, width=36)
 
 
 def _net(**kw: object) -> QNetwork:
+    """The 2015 network (no LayerNorm, no previous action) with the options ``kw``."""
     torch.manual_seed(0)
+    kw = {"layer_norm": False, "prev_action": False, **kw}
     return QNetwork.of_config(TrainConfig(preprocess=PRE, **kw), 6)  # type: ignore[arg-type]
 
 
