@@ -100,6 +100,7 @@ class BatchedActor:
         metadata: Callable[[], dict[str, str]],
         policy_id: str,
         window_s: float = 0.002,
+        gate: Callable[[], None] | None = None,
     ) -> None:
         self.network = network.to(device).eval()
         self.network.requires_grad_(False)
@@ -112,6 +113,8 @@ class BatchedActor:
         self._metadata = metadata
         self.policy_id = policy_id
         self.window_s = window_s
+        #: Called by the worker before each batch; it may block (``--strict-ratio``: the learner is behind).
+        self.gate = gate
         self._handles: weakref.WeakSet[ActorHandle] = weakref.WeakSet()
         self._queue: asyncio.Queue[_Request] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -208,6 +211,8 @@ class BatchedActor:
 
     def _infer(self, batch: list[_Request]) -> list[tuple[int, int]]:
         """Worker thread: preprocess, stack, one forward pass, epsilon-greedy per client."""
+        if self.gate is not None:
+            self.gate()  # off the event loop: the recorder keeps serving while the actor waits
         self._refresh()
         frames = preprocess_frames(np.stack([r.frame for r in batch]), self.preprocess)  # (B, C, h, w)
         states = np.stack([r.handle.stack.push(frame) for r, frame in zip(batch, frames, strict=True)])

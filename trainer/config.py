@@ -358,6 +358,12 @@ class OnlineConfig:
     #: The Nature DQN ratio (one update of 32 every 4 steps) keeps a fast learner from overfitting
     #: the first few online episodes.
     updates_per_step: float = flag(0.25, help="At most this many updates per online environment step (0: no cap).")
+    #: Without it the ratio is only a cap: on 2 cores ale-py plays ~350 steps/s and the learner
+    #: manages ~0.25 updates/step, so a 100k-step run trains far less than DER, DrQ(eps) and BBF, which
+    #: interleave a fixed number of updates with every step (van Hasselt et al. 2019; Schwarzer et al. 2023).
+    strict_ratio: bool = flag(False, help="Hold the actors back while the learner is more than --sync-every updates "
+                                          "behind --updates-per-step x the online steps, so the ratio is kept, not "
+                                          "just capped (Atari 100k protocols).")  # fmt: skip
     #: Lockstep play is a chain of wake-ups (emulator -> event loop -> actor -> event loop -> emulator);
     #: a learner running flat out at the same priority delays each one, halving play on 2 cores
     #: (docs/online.md, "Throughput"). Niced, it takes the CPU the chain leaves (issue 13 item 4).
@@ -393,6 +399,7 @@ class OnlineConfig:
             ("checkpoint_every", self.checkpoint_every >= 1, "must be at least 1"),
             ("keep_checkpoints", self.keep_checkpoints >= 0, "must be non-negative (0 keeps all)"),
             ("updates_per_step", self.updates_per_step >= 0, "must be non-negative"),
+            ("updates_per_step", self.updates_per_step > 0 or not self.strict_ratio, "must be > 0 with --strict-ratio"),
             ("learner_nice", 0 <= self.learner_nice <= 19, "must lie in [0, 19]"),
             ("max_steps", self.max_steps is None or self.max_steps >= 1, "must be at least 1"),
             ("batch_window_ms", self.batch_window_ms >= 0, "must be non-negative"),

@@ -5,8 +5,10 @@ update it takes in the episode files the recorder finished (``files``) and holds
 the update back while it is ahead of ``--updates-per-step`` times the online env
 steps (and, in a run without offline data, until the online store holds
 ``--learning-starts`` transitions); after each one it hands the actor a copy of its weights every
-``--sync-every`` updates. It runs at a lower CPU priority (``--learner-nice``,
-Linux) so that the lockstep chain of the actors wins the cores when it wakes. The
+``--sync-every`` updates. With ``--strict-ratio`` the actor also waits for it
+(``wait_for_learner``, before each batch) while it is more than ``--sync-every``
+updates behind that ratio, so the ratio is kept and not only capped. It runs at a lower
+CPU priority (``--learner-nice``, Linux) so that the lockstep chain of the actors wins the cores when it wakes. The
 loop checkpoints every ``--checkpoint-every`` and
 when it ends: the ``--updates`` budget is spent (``budget_reached``) or the session
 sets ``stop_event``.
@@ -89,6 +91,8 @@ class LearnerThread(threading.Thread):
         self.budget_reached = threading.Event()
         self.error: BaseException | None = None
         self.result: LoopResult | None = None
+        #: Notified after every update, for actors waiting in ``wait_for_learner``.
+        self._updated = threading.Condition()
 
     def online_updates(self) -> int:
         return self.learner.updates - self.start_update
@@ -107,17 +111,47 @@ class LearnerThread(threading.Thread):
             except DatasetError as exc:
                 log.warning("not training on a new episode: %s", exc)
 
+    def due_updates(self) -> int:
+        """Online updates ``--updates-per-step`` allows at the current online step count."""
+        # From scratch the ratio counts from --learning-starts, so the first update is not a burst.
+        return math.floor(self.config.updates_per_step * (self.env_steps() - self.min_online))
+
     def _pace(self) -> Pace:
         self.ingest()
         if len(self.online) < self.min_online:
             return Pace.WAIT  # learning from scratch: not enough online data yet
-        cap = self.config.updates_per_step
-        # From scratch the ratio counts from --learning-starts, so the first update is not a burst.
-        if cap > 0 and self.online_updates() >= math.floor(cap * (self.env_steps() - self.min_online)):
+        if self.config.updates_per_step > 0 and self.online_updates() >= self.due_updates():
             return Pace.WAIT  # the actors are behind the update cap
         return Pace.GO
 
+    def wait_for_learner(self) -> None:
+        """``--strict-ratio``: block the calling (actor) thread while the learner is behind the ratio.
+
+        DER, DrQ(eps) and BBF do a fixed number of updates per environment step; here the
+        actors run ahead freely, so without this a fast emulator outruns the learner and the
+        run ends with a fraction of its updates. The slack of ``--sync-every`` updates lets the
+        actor batch without waking on every update. It never waits while the learner itself
+        waits for data (before ``--learning-starts`` transitions are in the store: the episode
+        that would bring them is the one being played) or after it has stopped.
+        """
+        cfg = self.config
+        if not cfg.strict_ratio:
+            return
+        with self._updated:
+            while (
+                self.is_alive()
+                and not self.stop_event.is_set()
+                and not self.budget_reached.is_set()
+                and len(self.online) >= self.min_online
+                and self.online_updates() + cfg.sync_every < self.due_updates()
+            ):
+                # The timeout re-reads the condition: episodes the learner ingests and stop events notify nobody.
+                self._updated.wait(0.05)
+
     def _after_update(self, u: int) -> None:
+        if self.config.strict_ratio:
+            with self._updated:
+                self._updated.notify_all()
         if u % self.config.sync_every == 0:
             # A private copy taken between updates: the actor thread never sees a half-step.
             self.actor.publish({k: v.detach().clone() for k, v in self.learner.online.state_dict().items()}, u)

@@ -237,6 +237,7 @@ class OnlineSession:
             log_metrics=self.log_metrics,
             min_online=max(config.learning_starts, tc.batch_size) if self.from_scratch else 0,
         )  # fmt: skip
+        self.actor.gate = self.learner_thread.wait_for_learner
 
     @staticmethod
     def _new_run(

@@ -7,6 +7,7 @@ real files: a tiny offline run (recorded and trained once per module), then
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -411,6 +412,26 @@ def test_online_from_scratch_starts_a_run_and_resumes_it(tmp_path: Path) -> None
     assert second.returncode == 0, second.stderr
     assert f"from {ckpt.name} (update {u1})" in second.stderr
     assert int(load_checkpoint(latest_checkpoint(run))["updates"]) > u1  # type: ignore[arg-type]
+
+
+def test_strict_ratio_keeps_the_updates_per_step(tmp_path: Path) -> None:
+    # ale-py plays hundreds of steps/s: without --strict-ratio the learner falls far behind 1 update/step.
+    run = tmp_path / "strict"
+    done = _scratch(run, "--emulator", "ale", "--game", "breakout", "--max-steps", "30", "--sync-every", "4",
+                    "--learning-starts", "40", "--batch-size", "8", "--frame-size", "36x36", "--steps", "240",
+                    "--updates-per-step", "1", "--strict-ratio")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    state = load_checkpoint(latest_checkpoint(run))  # type: ignore[arg-type]
+    due = state["online"]["env_steps"] - 40
+    # Within one --sync-every period (and the step in flight) of the ratio, never above it.
+    assert due - 4 - 1 <= int(state["updates"]) <= due
+    history = json.loads((run / "online.json").read_text())["sessions"]
+    assert history[-1]["config"]["strict_ratio"] is True
+
+
+def test_strict_ratio_needs_a_ratio() -> None:
+    with pytest.raises(ConfigError, match="--updates-per-step 0 must be > 0 with --strict-ratio"):
+        OnlineConfig(run_dir="r", updates_per_step=0, strict_ratio=True)
 
 
 def test_online_needs_exactly_one_of_resume_and_run(tmp_path: Path) -> None:
