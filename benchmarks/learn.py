@@ -214,6 +214,10 @@ def timed(results: Results, phase: str) -> Iterator[None]:
     results.seconds[phase] = results.seconds.get(phase, 0.0) + time.perf_counter() - t0
 
 
+#: The run-copy name tag of each fine-tuning option (``--online-cql-alpha 0.2`` -> ``RUN-online-cql0.2``).
+_VARIANT_TAGS = {"cql_alpha": "cql", "online_fraction": "frac"}
+
+
 def run_protocol(args: argparse.Namespace) -> Results:
     from trainer.offline import train_offline
     from trainer.online import run_online
@@ -274,18 +278,16 @@ def run_protocol(args: argparse.Namespace) -> Results:
             step(f"eval d3rlpy seed {seed}: {report.mean_return:.1f}")
             results.save(out / "results.json")
         if args.online_steps:
-            # A fine-tuning variant gets its own copy of the offline run (the default keeps its old name).
-            variant = "" if args.online_cql_alpha is None else f"-cql{args.online_cql_alpha:g}"
-            variant += "" if args.online_fraction is None else f"-frac{args.online_fraction:g}"
+            # OnlineConfig fields set by the fine-tuning options, and the name of the run copy they get
+            # (none set: the defaults' copy keeps its old name).
+            online_options = {field: value for field, value in (("cql_alpha", args.online_cql_alpha),
+                                                                ("online_fraction", args.online_fraction))
+                              if value is not None}  # fmt: skip
+            variant = "".join(f"-{_VARIANT_TAGS[k]}{v:g}" for k, v in online_options.items())
             src, run = runs / f"{args.online_arm}-s{seed}", runs / f"{args.online_arm}-s{seed}-online{variant}"
             if not run.exists():
                 shutil.copytree(src, run)
             chunk = args.online_steps // args.online_evals
-            online_options: dict[str, Any] = {}
-            if args.online_cql_alpha is not None:
-                online_options["cql_alpha"] = args.online_cql_alpha
-            if args.online_fraction is not None:
-                online_options["online_fraction"] = args.online_fraction
             curve = results.online.setdefault(seed, [])
             curve.clear()
             for i in range(1, args.online_evals + 1):

@@ -136,6 +136,7 @@ def _streaming_session(ws: WebSocket, emu: Emulator, hello: p.Hello, config: Cli
     welcome = _expect(ws.recv(), p.Welcome)
     frame_skip = welcome.frame_skip
     profile = load_profile(config.profile or config.game)
+    # Checks the policy's name before the first episode; every RESET seeds a fresh one.
     policy = make_policy(str(config.policy), profile, config.seed)
     masks = profile.action_set(emu.buttons).masks
     seq = 0
