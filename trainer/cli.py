@@ -84,12 +84,14 @@ def offline(ctx: click.Context, paths: tuple[Path, ...], run_dir: Path, resume: 
     explicit = list(flags.given(ctx, TrainConfig))
     if paths:
         explicit.append("files")
+    finished = False
     try:
         result = train_offline(config, run_dir, resume=resume, explicit=explicit, progress=not no_progress,
                                ranks=ranks)  # fmt: skip
+        finished = True
     finally:
         if ranks is not None:
-            ranks.close()
+            ranks.close(finished)
     if ranks is not None and not ranks.is_main:  # rank 0 reports
         if result.interrupted:
             sys.exit(130)

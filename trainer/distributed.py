@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -69,9 +70,23 @@ class Ranks:
         if not dist.is_initialized():
             dist.init_process_group("nccl" if cuda else "gloo", rank=self.rank, world_size=self.world_size)
 
-    def close(self) -> None:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    def close(self, finished: bool = True) -> None:
+        """Leave the process group: after the other ranks (``finished``), with nothing left in flight.
+
+        In CI a rank 1 that had finished aborted on its way out ("terminate called without an
+        active exception", exit -6) while rank 0 still wrote its checkpoint. The likely cause
+        (pytorch/pytorch#179291): gloo work objects still held by the DistributedDataParallel
+        reducer are freed during interpreter shutdown and take the GIL there. So the DDP wrapper,
+        unreachable once training returns, is collected here first; the ranks meet at a barrier,
+        so none leaves while another still talks to it; then the group is destroyed. After a
+        failure there is no barrier: the others may never reach it (pytorch/torchtitan#1342).
+        """
+        if not dist.is_initialized():
+            return
+        gc.collect()  # the unwrapped DDP module and its reducer's pending work, while Python is whole
+        if finished:
+            dist.barrier()
+        dist.destroy_process_group()
 
     @contextlib.contextmanager
     def main_first(self) -> Iterator[None]:

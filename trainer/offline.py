@@ -296,6 +296,8 @@ def train_offline(
             pace=None if ranks is None else agree,
             after_update=lambda _u: bar.update(1),
         )  # fmt: skip
+    # The DDP wrapper goes with the learner; Ranks.close collects its reducer before leaving the group.
+    learner.online_forward = learner.online
     assert done.checkpoint is not None  # at least one update ran, so the loop saved
     return TrainResult(run_dir, done.updates, start, done.checkpoint, done.updates_per_s, done.last_metrics,
                        interrupted=done.stopped and done.updates < config.updates)  # fmt: skip
