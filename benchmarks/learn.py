@@ -73,6 +73,8 @@ ARMS: dict[str, dict[str, Any]] = {
     "cql+ln+prev+shift": {"layer_norm": True, "prev_action": True, "random_shift": 4},
     "cql+ln+prev+hl": {"layer_norm": True, "prev_action": True, "value_loss": ValueLoss.HL_GAUSS},
     "cql+ln+prev+calql": {"layer_norm": True, "prev_action": True, "cal_ql": True},
+    # Atari: a lost life ends the TD target (Nature DQN, DrQ(eps), BBF); nothing else changes.
+    "cql+ln+prev+life": {"layer_norm": True, "prev_action": True, "life_loss_terminal": True},
     "impala+ln+prev": {"encoder": Encoder.IMPALA, "layer_norm": True, "prev_action": True},
 }
 

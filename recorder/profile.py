@@ -90,6 +90,12 @@ class RamVariable:
             ram = np.ascontiguousarray(ram)
         return int(np.frombuffer(ram, dtype=self.dtype, count=1, offset=self.address)[0])
 
+    def read_rows(self, rams: np.ndarray) -> np.ndarray:
+        """The variable's value in every row of ``rams`` ((n, ram_size) uint8), as int64."""
+        size = np.dtype(self.dtype).itemsize
+        cells = np.ascontiguousarray(rams[:, self.address : self.address + size])
+        return cells.view(self.dtype)[:, 0].astype(np.int64)
+
 
 @dataclass(frozen=True)
 class ComposedVariable:

@@ -182,6 +182,9 @@ class TrainConfig:
     #: Huber threshold (Mnih et al. 2015 clip the TD error at 1).
     huber_delta: float = 1.0
     clip_rewards: bool = flag(True, name="--no-reward-clip", help="Do not clip rewards to [-1, 1] (Nature DQN does).")
+    life_loss_terminal: bool = flag(False, negatable=True,
+                                    help="End TD targets where the game's lives variable falls (Nature DQN's and "
+                                         "BBF's Atari setting); episodes and evaluation are unchanged.")  # fmt: skip
     log_every: int = flag(100, help="Write metrics every this many updates.")
     checkpoint_every: int = flag(5000, help="Save a checkpoint every this many updates (and at the end).")
     keep_checkpoints: int = flag(0, help="Keep only the newest N checkpoints (about 25 MiB each at 84x84; "

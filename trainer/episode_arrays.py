@@ -9,19 +9,22 @@ The offline cache (``trainer.frame_cache``) and the online store
   the step, then the exact or nearest action), and the steps whose mask was not
   exactly an action's are counted; an action outside the set is refused;
 * rewards, terminated, truncated as recorded (clipping belongs to the index:
-  ``TransitionIndex.of_steps``).
+  ``TransitionIndex.of_steps``);
+* life_lost: the steps where the profile's ``lives`` variable fell, from the stored RAM
+  (``--life-loss-terminal`` ends TD targets there).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from pathlib import Path
 
 import numpy as np
 
 from dataset.episode import EpisodeReader
 from dataset.errors import DatasetError
-from recorder.profile import parse_profile
+from recorder.profile import GameProfile, parse_profile
 from trainer.config import PreprocessConfig
 from trainer.game_spec import GameSpec
 from trainer.preprocessing import output_shape, preprocess_frames
@@ -81,9 +84,10 @@ def read_episode(
     with EpisodeReader(path) as ep:
         for first, chunk in ep.iter_frame_chunks():
             frames[first : first + len(chunk)] = preprocess_frames(chunk, preprocess)
+        profile = parse_profile(header.profile_toml)
         actions, mapped, human = np.asarray(ep.actions()).astype(np.int64), 0, 0
         if (actions < 0).any():
-            action_set = parse_profile(header.profile_toml).action_set(header.spec.button_names or ())
+            action_set = profile.action_set(header.spec.button_names or ())
             actions, mapped, human = action_set.resolve(actions, ep.buttons())
         n_actions = len(header.spec.action_names)
         if actions.size and actions.max() >= n_actions:
@@ -94,6 +98,24 @@ def read_episode(
             rewards=np.asarray(ep.rewards(), dtype=np.float32),
             terminated=np.asarray(ep.terminated(), dtype=bool),
             truncated=np.asarray(ep.truncated(), dtype=bool),
+            life_lost=_life_lost(ep, profile, n),
         )
         return EpisodeArrays(header, frames, steps, float(ep.episode_return), bool(ep.end_reason.terminal),
                              human_steps=human, mapped_steps=mapped)  # fmt: skip
+
+
+def _life_lost(ep: EpisodeReader, profile: GameProfile, n_steps: int) -> np.ndarray:
+    """(N,) bool: step i took the profile's ``lives`` variable below its value before the step.
+
+    Read from the stored RAM, chunk by chunk (only the variable's bytes are kept); all False
+    when the profile has no plain ``lives`` variable (Pong) or the file no RAM of its size.
+    """
+    var = next((v for v in profile.variables if v.name == "lives"), None)
+    chunks = ep.iter_chunks("ram")
+    first = next(chunks, None)
+    if var is None or first is None or first[1].shape[1] != profile.ram_size:
+        return np.zeros(n_steps, dtype=bool)
+    lives = np.concatenate([var.read_rows(chunk) for _first, chunk in itertools.chain([first], chunks)])
+    if lives.shape[0] != n_steps + 1:
+        raise DatasetError(f"{ep.path}: {lives.shape[0]} RAM rows for {n_steps + 1} observations; re-record it")
+    return lives[1:] < lives[:-1]

@@ -159,6 +159,7 @@ def open_store(
         n_step=config.n_step,
         frame_stack=config.frame_stack,
         clip_rewards=config.clip_rewards,
+        life_loss_terminal=config.life_loss_terminal,
     )
 
 

@@ -195,7 +195,7 @@ class OnlineSession:
         self.info = info
         self.online = OnlineStore(
             tc.preprocess, game=self.game, action_names=self.action_names, gamma=tc.gamma, n_step=tc.n_step,
-            frame_stack=tc.frame_stack, clip_rewards=tc.clip_rewards,
+            frame_stack=tc.frame_stack, clip_rewards=tc.clip_rewards, life_loss_terminal=tc.life_loss_terminal,
         )  # fmt: skip
         earlier = run_files(self.out, self.meta.run_id)
         if earlier:

@@ -69,6 +69,7 @@ class OnlineStore:
         n_step: int,
         frame_stack: int,
         clip_rewards: bool,
+        life_loss_terminal: bool = False,
     ) -> None:
         self.preprocess = preprocess
         self.spec = GameSpec(game, tuple(action_names))
@@ -76,6 +77,7 @@ class OnlineStore:
         self.n_step = n_step
         self.frame_stack = frame_stack
         self.clip_rewards = clip_rewards
+        self.life_loss_terminal = life_loss_terminal
         c, h, w = output_shape(preprocess)
         self.state_shape = (frame_stack * c, h, w)
         self._frames = np.empty((_INITIAL_CAPACITY, c, h, w), dtype=np.uint8)
@@ -116,7 +118,8 @@ class OnlineStore:
         self._n_obs = need
         self._steps.append(steps)
         index = TransitionIndex.of_steps(StepArrays.concat(self._steps), gamma=self.gamma, n_step=self.n_step,
-                                         clip_rewards=self.clip_rewards)  # fmt: skip
+                                         clip_rewards=self.clip_rewards,
+                                         life_loss_terminal=self.life_loss_terminal)  # fmt: skip
         self._snapshot = ReplayStore(self._frames[: self._n_obs], index, frame_stack=self.frame_stack)
 
     # ------------------------------------------------------------------ reads

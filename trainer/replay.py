@@ -88,8 +88,10 @@ class ReplayStore:
         n_step: int,
         frame_stack: int,
         clip_rewards: bool,
+        life_loss_terminal: bool = False,
     ) -> ReplayStore:
-        index = TransitionIndex.of_steps(cache.steps, gamma=gamma, n_step=n_step, clip_rewards=clip_rewards)
+        index = TransitionIndex.of_steps(cache.steps, gamma=gamma, n_step=n_step, clip_rewards=clip_rewards,
+                                         life_loss_terminal=life_loss_terminal)  # fmt: skip
         return cls(cache.frames, index, frame_stack=frame_stack, info=cache.info)
 
     def __len__(self) -> int:

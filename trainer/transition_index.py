@@ -37,8 +37,12 @@ class StepArrays:
     rewards: np.ndarray  # (T,) float32, as recorded (clipping happens in TransitionIndex.of_steps)
     terminated: np.ndarray  # (T,) bool
     truncated: np.ndarray  # (T,) bool
+    #: (T,) bool: the step cost a life (the profile's ``lives`` variable fell); all False
+    #: for a game without one. The episode goes on; ``--life-loss-terminal`` ends TD targets here.
+    life_lost: np.ndarray
 
-    NAMES: ClassVar[tuple[str, ...]] = ("episode_steps", "actions", "rewards", "terminated", "truncated")
+    NAMES: ClassVar[tuple[str, ...]] = ("episode_steps", "actions", "rewards", "terminated", "truncated",
+                                        "life_lost")  # fmt: skip
 
     @classmethod
     def concat(cls, parts: Sequence[StepArrays]) -> StepArrays:
@@ -78,11 +82,21 @@ class TransitionIndex:
         return int(self.obs.shape[0])
 
     @classmethod
-    def of_steps(cls, steps: StepArrays, *, gamma: float, n_step: int, clip_rewards: bool) -> TransitionIndex:
+    def of_steps(
+        cls, steps: StepArrays, *, gamma: float, n_step: int, clip_rewards: bool, life_loss_terminal: bool = False
+    ) -> TransitionIndex:
         """The index the trainer samples from: rewards clipped to [-1, 1] (Nature DQN) unless ``clip_rewards`` is
-        False. The offline cache and the online store both build their index here."""
+        False. The offline cache and the online store both build their index here.
+
+        ``life_loss_terminal``: a step that cost a life ends its TD target (discount 0) and its
+        Monte Carlo return, as a terminal step would, while the recorded episode, its
+        ``terminated`` and ``truncated`` stay as they are. Nature DQN trained Atari this way
+        (Mnih et al. 2015), as do DrQ(eps) and BBF (``terminal_on_life_loss``); Machado et al.
+        (2018) leave it out of evaluation, and so does ``sonic-train eval``.
+        """
         rewards = np.clip(steps.rewards, -1.0, 1.0) if clip_rewards else steps.rewards
-        return cls.build(steps.episode_steps, steps.actions, rewards, steps.terminated, steps.truncated,
+        terminated = steps.terminated | steps.life_lost if life_loss_terminal else steps.terminated
+        return cls.build(steps.episode_steps, steps.actions, rewards, terminated, steps.truncated,
                          gamma=gamma, n_step=n_step)  # fmt: skip
 
     @classmethod
@@ -151,13 +165,19 @@ class TransitionIndex:
             discounts=discounts.astype(np.float32),
             actions=actions,
             prev_actions=np.stack([prev, prev_next], axis=1),
-            mc_returns=_returns_to_go(rewards, lengths, gamma),
+            mc_returns=_returns_to_go(rewards, _segments(lengths, terminated), gamma),
         )
 
     def stack_indices(self, t: np.ndarray, frame_stack: int) -> np.ndarray:
         """(B, 2, frame_stack) observation indices of the state and the bootstrap state (``trainer.frame_stack``)."""
         ends = np.stack([self.obs[t], self.next_obs[t]], axis=1)  # (B, 2)
         return stack_indices(ends, self.episode_first_obs[t][:, None], frame_stack)
+
+
+def _segments(lengths: np.ndarray, terminated: np.ndarray) -> np.ndarray:
+    """Episode lengths split after every terminal step inside them: a Monte Carlo return stops there too."""
+    ends = np.union1d(np.cumsum(lengths), np.flatnonzero(terminated) + 1)
+    return np.diff(np.concatenate([[0], ends])).astype(np.int64)
 
 
 def _returns_to_go(rewards: np.ndarray, lengths: np.ndarray, gamma: float) -> np.ndarray:

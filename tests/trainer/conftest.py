@@ -33,8 +33,13 @@ def write_episode(
     game: str = GAME,
     action_names: tuple[str, ...] | None = None,
     frame_shape: tuple[int, int, int] = FRAME_SHAPE,
+    lives: Sequence[int] | None = None,
 ) -> Path:
-    """An episode whose observation j is a flat gray frame of value ``first_value + j``."""
+    """An episode whose observation j is a flat gray frame of value ``first_value + j``.
+
+    RAM is 16 zero bytes, or with ``lives`` (one value per observation) the profile's whole
+    RAM holding observation j's value in its ``lives`` variable.
+    """
     profile = load_profile(GAME)
     n = len(rewards)
     actions = list(actions) if actions is not None else [i % len(profile.actions) for i in range(n)]
@@ -49,18 +54,26 @@ def write_episode(
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
     writer = EpisodeWriter(
-        directory, meta, frame_shape=frame_shape, ram_size=16, buttons_per_step=buttons.shape[1],
-        start_state=None, chunk_frames=4,
+        directory, meta, frame_shape=frame_shape, ram_size=16 if lives is None else profile.ram_size,
+        buttons_per_step=buttons.shape[1], start_state=None, chunk_frames=4,
     )
-    ram = np.zeros(16, dtype=np.uint8)
+    lives_var = profile.variable("lives")
+
+    def ram_at(j: int) -> np.ndarray:
+        if lives is None:
+            return np.zeros(16, dtype=np.uint8)
+        ram = np.zeros(profile.ram_size, dtype=np.uint8)
+        cell = np.array([lives[j]], dtype=lives_var.dtype).view(np.uint8)
+        ram[lives_var.address : lives_var.address + cell.size] = cell
+        return ram
 
     def frame(j: int) -> np.ndarray:
         return np.full(frame_shape, (first_value + j) % 256, dtype=np.uint8)
 
-    writer.begin(frame(0), ram, 0, 0.0)
+    writer.begin(frame(0), ram_at(0), 0, 0.0)
     for i in range(n):
         writer.step(
-            frame=frame(i + 1), ram=ram, frame_counter=4 * (i + 1), timestamp=float(i + 1),
+            frame=frame(i + 1), ram=ram_at(i + 1), frame_counter=4 * (i + 1), timestamp=float(i + 1),
             buttons=buttons[i], action=actions[i],
             actor=Actor.HUMAN if actions[i] < 0 else Actor.POLICY, policy_version=0,
             reward=float(rewards[i]),

@@ -8,7 +8,7 @@ import pytest
 from dataset.errors import DatasetError
 from recorder.action_set import ActionSet
 from trainer.replay import ReplayStore
-from trainer.transition_index import TransitionIndex
+from trainer.transition_index import StepArrays, TransitionIndex
 
 GAMMA = 0.5
 
@@ -192,3 +192,28 @@ def test_batches_carry_previous_actions_and_returns_to_go() -> None:
     batch = ReplayStore(frames, idx, frame_stack=2).gather(np.array([1, 3]))
     assert batch.prev_actions.tolist() == [[0, 1], [-1, 3]]
     assert batch.mc_returns.tolist() == [4.0, 16.0]
+
+
+def _steps_with_a_lost_life(life_lost_at: int) -> StepArrays:
+    # One 4-step episode, rewards 1, 2, 4, 8, truncated at its end; a life lost at one step.
+    life_lost = np.zeros(4, dtype=bool)
+    life_lost[life_lost_at] = True
+    truncated = np.array([False, False, False, True])
+    return StepArrays(np.array([4]), np.zeros(4, dtype=np.int16), np.array([1, 2, 4, 8], dtype=np.float32),
+                      np.zeros(4, dtype=bool), truncated, life_lost)  # fmt: skip
+
+
+def test_a_lost_life_ends_targets_and_returns_only_with_life_loss_terminal() -> None:
+    steps = _steps_with_a_lost_life(1)
+    plain = TransitionIndex.of_steps(steps, gamma=GAMMA, n_step=3, clip_rewards=False)
+    assert plain.discounts.tolist() == [GAMMA**3, GAMMA**3, GAMMA**2, GAMMA]
+    assert plain.mc_returns.tolist() == [4.0, 6.0, 8.0, 8.0]
+    cut = TransitionIndex.of_steps(steps, gamma=GAMMA, n_step=3, clip_rewards=False, life_loss_terminal=True)
+    # Windows through step 1 stop there with discount 0; those after it are untouched.
+    assert cut.returns.tolist() == [2.0, 2.0, 8.0, 8.0]
+    assert cut.discounts.tolist() == [0.0, 0.0, GAMMA**2, GAMMA]
+    assert cut.next_obs.tolist() == [2, 2, 4, 4]
+    # The Monte Carlo return-to-go (Cal-QL's reference) stops at the lost life as well.
+    assert cut.mc_returns.tolist() == [2.0, 2.0, 8.0, 8.0]
+    # The recorded flags are not changed: the episode still ends truncated, not terminated.
+    assert not steps.terminated.any() and steps.truncated[-1]

@@ -98,3 +98,24 @@ def test_preprocessing_is_luma_then_area_resize() -> None:
     assert out[0, 0].tolist() == [[76, 0], [0, 0]]  # round(0.299 * 255)
     crop = preprocess_frames(frames, PreprocessConfig(height=2, width=2, crop=(0, 2, 0, 2), grayscale=False))
     assert crop[0, :, 0, 0].tolist() == [255, 0, 0]
+
+
+def test_lost_lives_are_read_from_the_stored_ram_and_cut_targets_only_when_asked(tmp_path: Path) -> None:
+    # Airstriker's lives variable over 6 observations: a life lost in step 1 and in step 4; the
+    # rise in step 2 (a bonus ship) is no loss.
+    path = write_episode(tmp_path, rewards=[1, 1, 1, 1, 1], end=EndReason.LIFE_LOST, lives=[3, 3, 2, 4, 4, 3])
+    cache = FrameCache.open([path], PRE, tmp_path / "cache")
+    assert cache.steps.life_lost.tolist() == [False, True, False, False, True]
+    assert cache.steps.terminated.tolist() == [False, False, False, False, True]  # as recorded
+    kw = {"gamma": 0.5, "n_step": 3, "frame_stack": 1, "clip_rewards": True}
+    plain = ReplayStore.from_cache(cache, **kw)
+    cut = ReplayStore.from_cache(cache, **kw, life_loss_terminal=True)
+    assert plain.index.discounts.tolist() == [0.125, 0.125, 0.0, 0.0, 0.0]
+    assert cut.index.discounts.tolist() == [0.0, 0.0, 0.0, 0.0, 0.0]
+    assert cut.index.next_obs.tolist() == [2, 2, 5, 5, 5]
+
+
+def test_ram_of_another_size_than_the_profiles_has_no_lost_lives(two_episode_files: list[Path],
+                                                                    tmp_path: Path) -> None:  # fmt: skip
+    cache = FrameCache.open(two_episode_files, PRE, tmp_path / "cache")  # 16 bytes of RAM, not 64 KiB
+    assert not cache.steps.life_lost.any()
