@@ -75,6 +75,21 @@ def test_online_store_grows_from_files_and_matches_the_offline_index(tmp_path: P
     assert snap.index.discounts[2] == 0.0 and snap.index.discounts[4] == pytest.approx(0.5)
 
 
+def test_online_store_and_offline_cache_cut_targets_at_lost_lives_alike(tmp_path: Path) -> None:
+    path = write_episode(tmp_path / "d", rewards=[1, 2, 4, 8], end=EndReason.STEP_LIMIT, lives=[3, 3, 2, 2, 2])
+    store = _store(life_loss_terminal=True)
+    store.add_file(path)
+    cfg = TrainConfig(files=(str(path),), gamma=0.5, n_step=2, frame_stack=2, clip_rewards=False, preprocess=PRE,
+                      cache_dir=str(tmp_path / "cache"), life_loss_terminal=True)  # fmt: skip
+    snap, offline = store.snapshot(), open_store(cfg)
+    assert snap is not None
+    for name in ("next_obs", "returns", "discounts", "mc_returns"):
+        np.testing.assert_array_equal(getattr(snap.index, name), getattr(offline.index, name))
+    # Step 1 lost a life: the windows of steps 0 and 1 end there; the step-limit end bootstraps.
+    assert snap.index.discounts.tolist() == [0.0, 0.0, 0.25, 0.5]
+    assert _store().add_file(path).terminated is False  # the episode itself is not terminal
+
+
 def test_online_store_refuses_another_action_set(tmp_path: Path) -> None:
     names = tuple(f"a{i}" for i in range(6))
     other = write_episode(tmp_path, rewards=[1], end=EndReason.STEP_LIMIT, action_names=names)
