@@ -75,6 +75,10 @@ ARMS: dict[str, dict[str, Any]] = {
     "cql+ln+prev+calql": {"layer_norm": True, "prev_action": True, "cal_ql": True},
     # Atari: a lost life ends the TD target (Nature DQN, DrQ(eps), BBF); nothing else changes.
     "cql+ln+prev+life": {"layer_norm": True, "prev_action": True, "life_loss_terminal": True},
+    # Without the conservative term: uniform-random data covers every action evenly, the case
+    # where CQL's pull towards the data's actions buys least (Kumar et al. 2020, sec. 3).
+    "double+ln+prev+life": {"algo": Algo.DOUBLE, "layer_norm": True, "prev_action": True,
+                            "life_loss_terminal": True},
     "impala+ln+prev": {"encoder": Encoder.IMPALA, "layer_norm": True, "prev_action": True},
 }
 
