@@ -17,7 +17,6 @@ The offline cache (``trainer.frame_cache``) and the online store
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from pathlib import Path
 
 import numpy as np
@@ -111,11 +110,9 @@ def _life_lost(ep: EpisodeReader, profile: GameProfile, n_steps: int) -> np.ndar
     when the profile has no plain ``lives`` variable (Pong) or the file no RAM of its size.
     """
     var = next((v for v in profile.variables if v.name == "lives"), None)
-    chunks = ep.iter_chunks("ram")
-    first = next(chunks, None)
-    if var is None or first is None or first[1].shape[1] != profile.ram_size:
+    if var is None or ep.ram_size != profile.ram_size:
         return np.zeros(n_steps, dtype=bool)
-    lives = np.concatenate([var.read_rows(chunk) for _first, chunk in itertools.chain([first], chunks)])
+    lives = np.concatenate([var.read_rows(chunk) for _first, chunk in ep.iter_chunks("ram")])
     if lives.shape[0] != n_steps + 1:
         raise DatasetError(f"{ep.path}: {lives.shape[0]} RAM rows for {n_steps + 1} observations; re-record it")
     return lives[1:] < lives[:-1]
