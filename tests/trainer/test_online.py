@@ -308,21 +308,54 @@ def test_killed_client_is_saved_truncated_then_ctrl_c_checkpoints(run: Path) -> 
                                      "--sync-every", "2"),
                             stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env())  # fmt: skip
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)  # type: ignore[union-attr]
+    ended: list[float] = []  # when each "episode ..." line arrived
+
+    def read() -> None:
+        for line in iter(proc.stderr.readline, ""):  # type: ignore[union-attr]
+            if line.startswith("episode "):
+                ended.append(time.monotonic())
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
+
+    def episodes_seen(n: int, timeout: float) -> None:
+        end = time.monotonic() + timeout
+        while len(ended) < n and time.monotonic() < end and proc.poll() is None:
+            time.sleep(0.02)
+        assert len(ended) >= n, "".join(lines)
+
+    def saved_disconnect() -> bool:
+        return any("the client disconnected" in line and ", 0 steps," not in line for line in lines)
+
+    def mid_episode() -> None:
+        # Wait for two more episode ends, then half the last episode's length: the middle of the
+        # next episode. At an episode's very start (its first step not yet taken) a kill or a Ctrl-C
+        # leaves nothing to save, and a fixed sleep can land there on a runner faster than this one.
+        episodes_seen(len(ended) + 2, 60)
+        time.sleep((ended[-1] - ended[-2]) / 2)
+
+    def count(needle: str) -> int:
+        return sum(needle in line for line in list(lines))
+
     try:
-        _read_until(proc, lines, "episode ", 60)
-        time.sleep(0.5)  # well into the next episode (200 steps take over a second)
-        (client,) = _child_pids(proc.pid)
-        os.kill(client, signal.SIGKILL)  # the emulator goes away mid-episode
-        _read_until(proc, lines, "starting another", 30)
-        n_before = sum(1 for line in lines if line.startswith("episode "))
-        end = time.monotonic() + 60
-        while sum(1 for line in lines if line.startswith("episode ")) < n_before + 2 and time.monotonic() < end:
-            time.sleep(0.05)  # the new client plays on and training continues
-        # An episode just ended when its line appeared: wait until the next one is under way
-        # (an episode that ends before its first step is not saved at all).
-        time.sleep(0.5)
+        # The emulator goes away mid-episode; once more if the kill still fell between two episodes
+        # (a third kill within 10 s of a client's start would stop the run, on purpose).
+        for _ in range(2):
+            restarts = count("starting another")
+            mid_episode()
+            (client,) = _child_pids(proc.pid)
+            os.kill(client, signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while count("starting another") == restarts and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert count("starting another") > restarts, "".join(lines)
+            deadline = time.monotonic() + 5
+            while not saved_disconnect() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if saved_disconnect():
+                break
+        mid_episode()  # the new client plays on and training continues
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         proc.wait(timeout=60)
     finally:
