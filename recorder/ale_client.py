@@ -1,8 +1,8 @@
 """The embedded Atari 2600 client: ale-py (the Arcade Learning Environment, on Stella) behind
 ``recorder.embedded_client``, speaking the same protocol as the stable-retro client (issue 9 item 4).
 
-Games are named as ALE names them (``boxing``, ``breakout``, ``pong``, ``space_invaders``); the ROMs
-ship in ale-py's wheel. The client offers the Atari joystick as BizHawk's Atari 2600
+Games are named as ALE names them (``boxing``, ``breakout``, ``demon_attack``, ``pong``,
+``space_invaders``); the ROMs ship in ale-py's wheel. The client offers the Atari joystick as BizHawk's Atari 2600
 controller names it, ``UP DOWN LEFT RIGHT BUTTON``, so one profile serves both; a mask
 becomes the ALE action with the same directions and fire (opposite directions cancel,
 as a real stick cannot hold both). In paddle games (Breakout, Pong) ALE turns the
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m recorder.ale_client",
         description="The embedded Atari 2600 client (ale-py) for the recorder.",
         default_game="breakout",
-        game_help="ALE game name (boxing, breakout, pong, space_invaders, ...)",
+        game_help="ALE game name (boxing, breakout, demon_attack, pong, space_invaders, ...)",
         make_emulator=lambda config: AleEmulator(config.game, config.state, seed=config.seed),
     )
 

@@ -11,7 +11,7 @@ from recorder.ale_client import JOYSTICK_BUTTONS, AleEmulator, mask_to_action_na
 from recorder.console_system import find_system
 from recorder.profile import load_profile
 
-ATARI_GAMES = ("boxing", "breakout", "pong", "space_invaders")
+ATARI_GAMES = ("boxing", "breakout", "demon_attack", "pong", "space_invaders")
 
 
 def test_masks_become_ale_actions_by_direction_and_fire() -> None:

@@ -54,7 +54,7 @@ def make_ram(**values: int) -> np.ndarray:
 
 
 def test_shipped_profiles_parse() -> None:
-    assert list_profiles() == [AIRSTRIKER, SONIC2, "boxing", "breakout", "pong", "space_invaders"]
+    assert list_profiles() == [AIRSTRIKER, SONIC2, "boxing", "breakout", "demon_attack", "pong", "space_invaders"]
     for profile_id in list_profiles():
         profile = load_profile(profile_id)
         if profile.system == "GEN":
