@@ -245,6 +245,18 @@ class GameProfile:
             values[var.name] = var.evaluate(values)
         return values
 
+    def read_rows(self, rams: np.ndarray, name: str) -> np.ndarray:
+        """Variable ``name``, a RAM or a composed one, in every row of ``rams`` ((n, ram_size) uint8),
+        as int64: ``read_variables(row)[name]`` for each row, evaluated column-wise."""
+        values: dict[str, Any] = {var.name: var.read_rows(rams) for var in self.variables}
+        if name in values:
+            return values[name]
+        for var in self.composed:
+            values[var.name] = np.broadcast_to(np.asarray(var.expression.evaluate(values), dtype=np.int64), len(rams))
+            if var.name == name:
+                return values[name]
+        raise ProfileError(f"profile {self.id} has no variable {name!r}")
+
     @property
     def embedded_emulators(self) -> tuple[str, ...]:
         """The embedded emulators ("retro", "ale") that can run this game; empty: BizHawk only."""

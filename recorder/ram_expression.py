@@ -14,6 +14,9 @@ high nibble the tens) and joins them, most significant first: ``bcd(0x12, 0x34)`
 is 1234. The text is parsed once with :mod:`ast` and every node is checked
 against that list, then compiled to nested closures; nothing is ever passed to
 ``eval``, so a profile (which episode files carry, and users share) cannot run code.
+
+The same closures evaluate a whole column at once when the values are int64 numpy arrays, one
+entry per RAM row (``GameProfile.read_rows``: the trainer reads ``lives`` from every stored step).
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ import ast
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 __all__ = ["ExpressionError", "RamExpression", "bcd", "parse_expression"]
 
@@ -48,8 +54,8 @@ def bcd(*digit_bytes: int) -> int:
     """Decimal value of binary-coded-decimal bytes, most significant first (two digits a byte)."""
     value = 0
     for byte in digit_bytes:
-        byte &= 0xFF
-        value = value * 100 + (byte >> 4) * 10 + (byte & 0x0F)
+        low = byte & 0xFF  # not `&=`: a column of values (numpy) would change in place
+        value = value * 100 + (low >> 4) * 10 + (low & 0x0F)
     return value
 
 
@@ -121,5 +127,8 @@ def _compile(node: ast.expr, names: list[str]) -> Evaluator:
     )
 
 
-def _safe_divide(op: Callable[[int, int], int], a: int, b: int) -> int:
+def _safe_divide(op: Callable[[Any, Any], Any], a: Any, b: Any) -> Any:
+    if isinstance(b, np.ndarray):  # a column of values, one per RAM row (GameProfile.read_rows)
+        zero = b == 0
+        return np.where(zero, 0, op(a, np.where(zero, 1, b)))
     return 0 if b == 0 else op(a, b)

@@ -106,13 +106,14 @@ def read_episode(
 def _life_lost(ep: EpisodeReader, profile: GameProfile, n_steps: int) -> np.ndarray:
     """(N,) bool: step i took the profile's ``lives`` variable below its value before the step.
 
-    Read from the stored RAM, chunk by chunk (only the variable's bytes are kept); all False
-    when the profile has no plain ``lives`` variable (Pong) or the file no RAM of its size.
+    Read from the stored RAM, chunk by chunk (only the variable's values are kept); ``lives`` may
+    be composed (Demon Attack's is ``lives_displayed + 1 - over``). All False when the profile has
+    no ``lives`` variable (Pong) or the file no RAM of its size.
     """
-    var = next((v for v in profile.variables if v.name == "lives"), None)
-    if var is None or ep.ram_size != profile.ram_size:
+    names = {v.name for v in profile.variables} | {v.name for v in profile.composed}
+    if "lives" not in names or ep.ram_size != profile.ram_size:
         return np.zeros(n_steps, dtype=bool)
-    lives = np.concatenate([var.read_rows(chunk) for _first, chunk in ep.iter_chunks("ram")])
+    lives = np.concatenate([profile.read_rows(chunk, "lives") for _first, chunk in ep.iter_chunks("ram")])
     if lives.shape[0] != n_steps + 1:
         raise DatasetError(f"{ep.path}: {lives.shape[0]} RAM rows for {n_steps + 1} observations; re-record it")
     return lives[1:] < lives[:-1]

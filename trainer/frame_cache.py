@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 #: Bumped whenever the cache layout or the preprocessing code changes its output.
-CACHE_FORMAT_VERSION = 2  # 2: steps.npz holds life_lost
+CACHE_FORMAT_VERSION = 3  # 2: steps.npz holds life_lost; 3: composed `lives` variables counted too
 _HASH_BLOCK = 1 << 22
 
 

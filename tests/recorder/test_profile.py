@@ -542,3 +542,29 @@ def test_the_examples_in_docs_profiles_md_load() -> None:
         ram = np.zeros(profile.ram_size, dtype=np.uint8)
         profile.judge(4).start(ram)
         profile.read_variables(ram)
+
+
+@pytest.mark.parametrize("game", list_profiles())
+def test_read_rows_equals_read_variables_row_by_row(game: str) -> None:
+    """Column-wise reads (the trainer's lives, from every stored step) agree with per-step reads,
+    for RAM variables and composed ones (Demon Attack's lives; x // 0 is 0 in both)."""
+    profile = load_profile(game)
+    rng = np.random.default_rng(0)
+    rams = rng.integers(0, 256, size=(200, profile.ram_size), dtype=np.uint8)
+    rams[:20] = 0  # zero divisors and all-zero bytes, which random rows would rarely give
+    names = [v.name for v in profile.variables] + [v.name for v in profile.composed]
+    for name in names:
+        column = profile.read_rows(rams, name)
+        assert column.dtype == np.int64 and column.shape == (len(rams),)
+        assert column.tolist() == [profile.read_variables(ram)[name] for ram in rams], name
+    with pytest.raises(ProfileError, match="no variable"):
+        profile.read_rows(rams, "no_such_variable")
+
+
+def test_demon_attack_lives_are_composed_and_fall_to_zero_at_game_over() -> None:
+    profile = load_profile("demon_attack")
+    ram = np.zeros((3, profile.ram_size), dtype=np.uint8)
+    shown, flag = profile.variable("lives_displayed").address, profile.variable("display_flag").address
+    ram[0, shown], ram[1, shown] = 2, 0  # two in reserve, then none: one life in play
+    ram[2, shown], ram[2, flag] = 0, 0xBD  # ALE's game over
+    assert profile.read_rows(ram, "lives").tolist() == [3, 1, 0]
