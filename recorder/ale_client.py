@@ -2,11 +2,11 @@
 ``recorder.embedded_client``, speaking the same protocol as the stable-retro client (issue 9 item 4).
 
 Games are named as ALE names them (``boxing``, ``breakout``, ``demon_attack``, ``pong``,
-``space_invaders``); the ROMs ship in ale-py's wheel. The client offers the Atari joystick as BizHawk's Atari 2600
-controller names it, ``UP DOWN LEFT RIGHT BUTTON``, so one profile serves both; a mask
-becomes the ALE action with the same directions and fire (opposite directions cancel,
-as a real stick cannot hold both). In paddle games (Breakout, Pong) ALE turns the
-paddle with LEFT and RIGHT.
+``space_invaders``); the ROMs ship in ale-py's wheel. The client offers the Atari joystick
+as BizHawk's Atari 2600 controller names it, ``UP DOWN LEFT RIGHT BUTTON``, so one profile
+serves both; a mask becomes the ALE action with the same directions and fire (opposite
+directions cancel, as a real stick cannot hold both). In paddle games (Breakout, Pong) ALE
+turns the paddle with LEFT and RIGHT.
 
 Determinism, for ``sonic-rec verify --replay``: sticky actions are off
 (``repeat_action_probability`` 0; Machado et al. 2018 add them to *evaluate* agents,

@@ -245,17 +245,33 @@ class GameProfile:
             values[var.name] = var.evaluate(values)
         return values
 
+    def has_variable(self, name: str) -> bool:
+        """Whether ``name`` is one of the profile's variables, at one address or composed."""
+        return any(var.name == name for var in (*self.variables, *self.composed))
+
     def read_rows(self, rams: np.ndarray, name: str) -> np.ndarray:
         """Variable ``name``, a RAM or a composed one, in every row of ``rams`` ((n, ram_size) uint8),
-        as int64: ``read_variables(row)[name]`` for each row, evaluated column-wise."""
-        values: dict[str, Any] = {var.name: var.read_rows(rams) for var in self.variables}
-        if name in values:
-            return values[name]
-        for var in self.composed:
-            values[var.name] = np.broadcast_to(np.asarray(var.expression.evaluate(values), dtype=np.int64), len(rams))
-            if var.name == name:
-                return values[name]
-        raise ProfileError(f"profile {self.id} has no variable {name!r}")
+        as int64: ``read_variables(row)[name]`` for each row, evaluated column-wise. Only the
+        variables ``name`` depends on are read."""
+        plain = {var.name: var for var in self.variables}
+        composed = {var.name: var for var in self.composed}
+        if name in plain:
+            return plain[name].read_rows(rams)
+        if name not in composed:
+            raise ProfileError(f"profile {self.id} has no variable {name!r}")
+        needed, pending = {name}, [name]
+        while pending:
+            for dep in composed[pending.pop()].expression.names:
+                if dep not in needed:
+                    needed.add(dep)
+                    if dep in composed:
+                        pending.append(dep)
+        values: dict[str, Any] = {n: plain[n].read_rows(rams) for n in needed if n in plain}
+        for var in self.composed:  # dependency order (parse_profile sorts them so)
+            if var.name in needed:
+                column = np.asarray(var.expression.evaluate(values), dtype=np.int64)
+                values[var.name] = np.broadcast_to(column, len(rams))
+        return values[name]
 
     @property
     def embedded_emulators(self) -> tuple[str, ...]:

@@ -110,8 +110,7 @@ def _life_lost(ep: EpisodeReader, profile: GameProfile, n_steps: int) -> np.ndar
     be composed (Demon Attack's is ``lives_displayed + 1 - over``). All False when the profile has
     no ``lives`` variable (Pong) or the file no RAM of its size.
     """
-    names = {v.name for v in profile.variables} | {v.name for v in profile.composed}
-    if "lives" not in names or ep.ram_size != profile.ram_size:
+    if not profile.has_variable("lives") or ep.ram_size != profile.ram_size:
         return np.zeros(n_steps, dtype=bool)
     lives = np.concatenate([profile.read_rows(chunk, "lives") for _first, chunk in ep.iter_chunks("ram")])
     if lives.shape[0] != n_steps + 1:
